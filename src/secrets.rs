@@ -120,13 +120,13 @@ fn from_keyring(provider: &str) -> Option<Redacted> {
 
 /// Looks a provider's key up: its env var first, then the keyring.
 pub fn lookup(p: &Provider, env: &dyn Fn(&str) -> Option<String>) -> (KeySource, Option<Redacted>) {
-    if let Some(var) = &p.api_key_env {
-        if let Some(v) = env(var).filter(|v| !v.trim().is_empty()) {
-            return (
-                KeySource::Env(var.clone()),
-                Some(Redacted(v.trim().to_string())),
-            );
-        }
+    if let Some(var) = &p.api_key_env
+        && let Some(v) = env(var).filter(|v| !v.trim().is_empty())
+    {
+        return (
+            KeySource::Env(var.clone()),
+            Some(Redacted(v.trim().to_string())),
+        );
     }
     if let Some(k) = from_keyring(&p.name) {
         return (KeySource::Keyring, Some(k));

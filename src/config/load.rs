@@ -154,11 +154,11 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let effective: ConfigFile = merged.try_deserialize().map_err(|e| value_error(e, &env))?;
 
     let mut origins = BTreeMap::new();
-    if let Some(t) = &text {
-        if let Ok(table) = t.parse::<toml::Table>() {
-            for k in flatten(&table) {
-                origins.insert(k, Layer::File);
-            }
+    if let Some(t) = &text
+        && let Ok(table) = t.parse::<toml::Table>()
+    {
+        for k in flatten(&table) {
+            origins.insert(k, Layer::File);
         }
     }
     for k in env.keys() {

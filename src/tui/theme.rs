@@ -117,17 +117,16 @@ enum StyleSpec {
 /// Names of every theme a user can pick, shipped first.
 pub fn available(user_dir: Option<&Path>) -> Vec<String> {
     let mut names: Vec<String> = SHIPPED.iter().map(|(n, _)| n.to_string()).collect();
-    if let Some(dir) = user_dir {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "toml") {
-                    if let Some(stem) = p.file_stem().and_then(|s| s.to_str()) {
-                        if !names.iter().any(|n| n == stem) {
-                            names.push(stem.to_string());
-                        }
-                    }
-                }
+    if let Some(dir) = user_dir
+        && let Ok(rd) = std::fs::read_dir(dir)
+    {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "toml")
+                && let Some(stem) = p.file_stem().and_then(|s| s.to_str())
+                && !names.iter().any(|n| n == stem)
+            {
+                names.push(stem.to_string());
             }
         }
     }
@@ -289,10 +288,10 @@ fn raw_chain(
 fn color(spec: &str, palette: &BTreeMap<String, String>) -> Result<Color, String> {
     let resolved = palette.get(spec).map(String::as_str).unwrap_or(spec);
     if let Some(hex) = resolved.strip_prefix('#') {
-        if hex.len() == 6 {
-            if let Ok(v) = u32::from_str_radix(hex, 16) {
-                return Ok(Color::Rgb((v >> 16) as u8, (v >> 8) as u8, v as u8));
-            }
+        if hex.len() == 6
+            && let Ok(v) = u32::from_str_radix(hex, 16)
+        {
+            return Ok(Color::Rgb((v >> 16) as u8, (v >> 8) as u8, v as u8));
         }
         return Err(format!("bad hex colour {resolved:?}"));
     }
