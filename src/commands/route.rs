@@ -1,0 +1,218 @@
+//! `tandem route`: explain where a prompt would go and why, without calling any model.
+//! `--batch` scores JSON lines from stdin for offline evaluation (see docs/routing-eval.md).
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+
+use anyhow::{Context, bail};
+use serde_json::{Map, Value, json};
+
+use crate::cli::RouteCmd;
+use crate::config::{Config, RouteMode, Tier};
+use crate::router::{
+    self, BudgetState, CloudPrice, Features, LocalState, Policy, RouteDecision, RouteInput,
+};
+
+/// The default local model's window; `route` runs before (and without) loading any model.
+const LOCAL_CONTEXT_WINDOW: usize = 8192;
+
+pub fn run(args: &RouteCmd, cfg: &Config) -> anyhow::Result<()> {
+    let policy = Policy::from_config(&cfg.router)?;
+    let env = Env::from_config(cfg);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = if args.batch {
+        batch(&policy, &env, args.json, std::io::stdin().lock(), &mut out)
+    } else {
+        let prompt = match &args.prompt {
+            Some(p) => p.clone(),
+            None if !std::io::stdin().is_terminal() => {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .context("reading the prompt from stdin")?;
+                String::from_utf8_lossy(&buf).into_owned()
+            }
+            None => bail!(
+                "give a prompt: tandem route \"PROMPT\" (or pipe one on stdin, or use --batch)"
+            ),
+        };
+        let f = router::features(&prompt, &[]);
+        let d = env.decide(&policy, &f);
+        if args.json {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&full_json(&policy, &f, &d))?
+            )
+            .map_err(Into::into)
+        } else {
+            explain(&policy, &f, &d, &mut out)
+        }
+    };
+    // A closed pipe (`tandem route --batch | head`) is the reader's choice, not an error.
+    match result.and_then(|()| out.flush().map_err(Into::into)) {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+/// The live state `route` assumes: no network or key lookup, the local tier ready.
+struct Env {
+    /// The pin from config or `--route`.
+    mode: RouteMode,
+    cloud_online: bool,
+    budget: BudgetState,
+    price: Option<CloudPrice>,
+}
+
+impl Env {
+    fn from_config(cfg: &Config) -> Env {
+        Env {
+            mode: cfg.route,
+            cloud_online: cfg.providers.iter().any(|p| p.tier == Tier::Cloud),
+            budget: BudgetState {
+                daily_cap_usd: cfg.budget.daily_usd,
+                monthly_cap_usd: cfg.budget.monthly_usd,
+                ..BudgetState::default()
+            },
+            price: CloudPrice::cheapest(cfg),
+        }
+    }
+
+    fn decide(&self, policy: &Policy, f: &Features) -> RouteDecision {
+        let input = RouteInput {
+            features: f,
+            mode: self.mode,
+            force: false,
+            private: false,
+            cloud_online: self.cloud_online,
+            local: LocalState::Ready,
+            local_context_window: LOCAL_CONTEXT_WINDOW,
+            conversation_tokens: f.prompt_tokens,
+            budget: self.budget,
+            sticky_cloud: false,
+            cloud_price: self.price,
+        };
+        router::route(policy, &input)
+    }
+}
+
+fn batch(
+    policy: &Policy,
+    env: &Env,
+    full: bool,
+    mut input: impl BufRead,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut line = Vec::new();
+    let mut n = 0usize;
+    loop {
+        line.clear();
+        if input
+            .read_until(b'\n', &mut line)
+            .context("reading stdin")?
+            == 0
+        {
+            return Ok(());
+        }
+        n += 1;
+        // Invalid UTF-8 is replaced rather than rejected: junk must route, not crash the batch.
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let obj: Value =
+            serde_json::from_str(&text).with_context(|| format!("stdin line {n}: not JSON"))?;
+        let Some(prompt) = obj.get("prompt").and_then(Value::as_str) else {
+            bail!("stdin line {n}: expected {{\"id\", \"prompt\"}} with a string prompt");
+        };
+        let id = obj.get("id").cloned().unwrap_or(Value::Null);
+        let f = router::features(prompt, &[]);
+        let d = env.decide(policy, &f);
+        let mut row = Map::new();
+        row.insert("id".into(), id);
+        row.insert("target".into(), json!(d.target));
+        row.insert("score".into(), json!(d.score));
+        row.insert("reasons".into(), json!(d.reasons));
+        if full {
+            let values: Map<String, Value> = f
+                .iter()
+                .map(|(k, v)| (k.name().to_string(), json!(v)))
+                .collect();
+            row.insert("features".into(), Value::Object(values));
+        }
+        serde_json::to_writer(&mut *out, &row)?;
+        out.write_all(b"\n")?;
+    }
+}
+
+fn full_json(policy: &Policy, f: &Features, d: &RouteDecision) -> Value {
+    let features: Vec<Value> = d
+        .contributions
+        .iter()
+        .map(|(k, c)| json!({"feature": k, "value": f.get(*k), "weight": policy.weight(*k), "contribution": c}))
+        .collect();
+    json!({
+        "target": d.target,
+        "score": d.score,
+        "threshold": d.threshold,
+        "reasons": d.reasons,
+        "features": features,
+        "secrets": f.secrets,
+        "est_cost_usd": d.est_cost_usd,
+        "est_saved_usd": d.est_saved_usd,
+    })
+}
+
+fn explain(
+    policy: &Policy,
+    f: &Features,
+    d: &RouteDecision,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "route: {}  (score {:.2}, threshold {:.2})",
+        d.target.as_str(),
+        d.score,
+        d.threshold
+    )?;
+    writeln!(out, "why:")?;
+    for r in &d.reasons {
+        writeln!(out, "  - {}", r.message)?;
+    }
+    writeln!(
+        out,
+        "features:  {:<20} {:>6} {:>7} {:>13}",
+        "name", "value", "weight", "contribution"
+    )?;
+    for (k, c) in &d.contributions {
+        writeln!(
+            out,
+            "           {:<20} {:>6.2} {:>7.2} {:>+13.2}",
+            k.name(),
+            f.get(*k),
+            policy.weight(*k),
+            c
+        )?;
+    }
+    if d.est_cost_usd > 0.0 {
+        writeln!(
+            out,
+            "estimated cost: ${:.5} (cheapest configured cloud model)",
+            d.est_cost_usd
+        )?;
+    } else if d.est_saved_usd > 0.0 {
+        writeln!(
+            out,
+            "estimated saving: ${:.5} by staying local",
+            d.est_saved_usd
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The routing policy: feature weights, the threshold and escalation settings, resolved from
+//! `[router]` in config and validated once at load time. It scores; it does not decide rules.
+
+use serde::Serialize;
+
+use super::features::{Feature, Features};
+use crate::config::{Preset, RouterConfig};
+
+/// Weights fitted offline (see docs/routing-eval.md) by maximising APGR on MT-Bench and MMLU,
+/// then scaled so an ordinary prompt lands near the balanced threshold. `conversation_depth`,
+/// `non_english` and `trivial` cannot be fitted on single-turn English benchmarks, so theirs are
+/// priors: small models lose more on long threads and other languages, and nothing on chit-chat.
+/// `output_length` and `brevity` fitted to about zero; they only shape the cost estimate.
+const DEFAULT_WEIGHTS: [(Feature, f64); Feature::COUNT] = [
+    (Feature::Tokens, 1.5),
+    (Feature::Code, 3.0),
+    (Feature::Math, 2.25),
+    (Feature::Structure, 0.15),
+    (Feature::Reasoning, 0.9),
+    (Feature::OutputLength, 0.0),
+    (Feature::Brevity, 0.0),
+    (Feature::NonEnglish, 1.0),
+    (Feature::ConversationDepth, 0.75),
+    (Feature::Trivial, -4.0),
+    (Feature::Creative, -1.2),
+    (Feature::PlainWording, 1.5),
+    (Feature::ProperNouns, -1.5),
+    (Feature::Legal, 0.15),
+    (Feature::Science, 0.6),
+];
+/// Puts the balanced threshold (0.5) near the 65th percentile of MT-Bench prompts.
+const DEFAULT_BIAS: f64 = -2.5;
+
+/// How far from the threshold a local decision still counts as a close call worth watching.
+pub const ESCALATION_MARGIN: f64 = 0.15;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("unknown key router.weights.{name}: valid names are {}", valid_names())]
+    UnknownWeight { name: String },
+    #[error("router.weights.{name} = {value} is not a finite number")]
+    BadWeight { name: String, value: f64 },
+    #[error("router.threshold = {0} is out of range: use a value from 0.0 to 1.0")]
+    BadThreshold(f64),
+}
+
+fn valid_names() -> String {
+    Feature::ALL
+        .iter()
+        .map(|f| f.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The threshold each preset puts on the 0..1 score.
+pub fn preset_threshold(preset: Preset) -> f64 {
+    match preset {
+        Preset::Frugal => 0.65,
+        Preset::Balanced => 0.5,
+        Preset::Quality => 0.3,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Policy {
+    weights: [f64; Feature::COUNT],
+    bias: f64,
+    threshold: f64,
+    escalate: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let mut weights = [0.0; Feature::COUNT];
+        for (f, w) in DEFAULT_WEIGHTS {
+            weights[f as usize] = w;
+        }
+        Policy {
+            weights,
+            bias: DEFAULT_BIAS,
+            threshold: preset_threshold(Preset::Balanced),
+            escalate: true,
+        }
+    }
+}
+
+impl Policy {
+    pub fn from_config(cfg: &RouterConfig) -> Result<Policy, PolicyError> {
+        let mut p = Policy {
+            escalate: cfg.escalate,
+            threshold: preset_threshold(cfg.preset),
+            ..Policy::default()
+        };
+        if let Some(t) = cfg.threshold {
+            if !(0.0..=1.0).contains(&t) {
+                return Err(PolicyError::BadThreshold(t));
+            }
+            p.threshold = t;
+        }
+        for (name, &value) in &cfg.weights {
+            let f: Feature = name
+                .parse()
+                .map_err(|()| PolicyError::UnknownWeight { name: name.clone() })?;
+            if !value.is_finite() {
+                return Err(PolicyError::BadWeight {
+                    name: name.clone(),
+                    value,
+                });
+            }
+            p.weights[f as usize] = value;
+        }
+        Ok(p)
+    }
+
+    pub fn weight(&self, f: Feature) -> f64 {
+        self.weights[f as usize]
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    pub fn escalate(&self) -> bool {
+        self.escalate
+    }
+
+    pub fn with_threshold(mut self, threshold: f64) -> Policy {
+        self.threshold = threshold.clamp(0.0, 1.0);
+        self
+    }
+
+    /// The 0..1 score (a logistic of the weighted sum) and each feature's contribution to the
+    /// sum, in the order of `Feature::ALL`.
+    pub fn score(&self, features: &Features) -> (f64, Vec<(Feature, f64)>) {
+        let contributions: Vec<(Feature, f64)> = features
+            .iter()
+            .map(|(f, v)| (f, self.weight(f) * v))
+            .collect();
+        let z = self.bias + contributions.iter().map(|(_, c)| c).sum::<f64>();
+        (1.0 / (1.0 + (-z).exp()), contributions)
+    }
+}
