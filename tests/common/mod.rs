@@ -1,10 +1,8 @@
 //! Shared test helpers: a `tandem` command in an isolated home, so no test reads or writes the
-//! developer's own config, history or keyring.
+//! developer's own config, history, models or keyring.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-
-use assert_cmd::Command;
 
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -32,11 +30,16 @@ impl Sandbox {
         f
     }
 
-    /// `tandem` with XDG dirs inside the sandbox and no inherited TANDEM_* settings.
-    pub fn cmd(&self) -> Command {
-        let mut c = Command::cargo_bin("tandem").unwrap();
+    pub fn history_db(&self) -> PathBuf {
+        self.path().join("data/tandem/history.sqlite3")
+    }
+
+    /// A plain `std::process::Command` for `tandem` with XDG dirs inside the sandbox and no
+    /// inherited TANDEM_* settings (so not the shared model store either).
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("tandem"));
         for (k, _) in std::env::vars() {
-            if k.starts_with("TANDEM_") && k != "TANDEM_MODELS_DIR" {
+            if k.starts_with("TANDEM_") {
                 c.env_remove(k);
             }
         }
@@ -45,8 +48,14 @@ impl Sandbox {
             .env("XDG_STATE_HOME", self.path().join("state"))
             .env("XDG_CACHE_HOME", self.path().join("cache"))
             .env("HOME", self.path())
-            .env_remove("DBUS_SESSION_BUS_ADDRESS")
-            .timeout(std::time::Duration::from_secs(60));
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        c
+    }
+
+    /// The same, as an assert_cmd command with a time limit.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::from_std(self.std_cmd());
+        c.timeout(std::time::Duration::from_secs(120));
         c
     }
 }
@@ -67,14 +76,19 @@ pub fn assert_usage_error(out: &std::process::Output) -> String {
     err
 }
 
-/// The real model file that `scripts/test` installs (through tandem's own PyPI source).
-pub fn local_model() -> PathBuf {
-    let dir = std::env::var_os("TANDEM_MODELS_DIR")
+/// Where `scripts/test` keeps the real model.
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("TANDEM_MODELS_DIR")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/tandem-models")
-        });
-    let p = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+        })
+}
+
+/// The real model file that `scripts/test` installs (through tandem's own PyPI source).
+pub fn local_model() -> PathBuf {
+    let p = models_dir().join("smollm2-135m.gguf");
     assert!(
         p.exists(),
         "{} is missing: run scripts/test (it pulls the model) first",

@@ -1,0 +1,343 @@
+//! The local tier: mistralrs running in this process, loaded in the background on its own
+//! thread and runtime, exposed as a `ChatBackend` stream. It never runs on the UI task.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use futures::StreamExt;
+use mistralrs::{
+    GgufModelBuilder, Model, RequestBuilder, Response, SamplingParams, TextMessageRole, TokenSource,
+};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::{BackendError, ChatBackend, ChatRequest, EventStream, FinishReason, StreamEvent};
+use crate::chat::{Message, Role, Usage, estimate_tokens};
+
+mod confidence;
+mod penalty;
+pub use confidence::Confidence;
+
+/// How the engine is built and how it samples; filled from `[local]` in config.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub path: PathBuf,
+    /// Short name for badges and usage reports (e.g. "smollm2-135m").
+    pub name: String,
+    pub max_tokens: usize,
+    pub temperature: f64,
+    pub top_p: f64,
+    pub repeat_penalty: f32,
+    /// From the GGUF header; history is trimmed to fit.
+    pub context_window: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum EngineState {
+    Loading,
+    Ready,
+    Failed(String),
+}
+
+struct Inner {
+    opts: LocalOptions,
+    state: watch::Sender<EngineState>,
+    model: OnceLock<Arc<Model>>,
+}
+
+/// A handle to the engine; cheap to clone.
+#[derive(Clone)]
+pub struct LocalEngine {
+    inner: Arc<Inner>,
+}
+
+impl LocalEngine {
+    /// Starts loading at once and returns immediately; watch `state()` for readiness.
+    pub fn start(opts: LocalOptions) -> LocalEngine {
+        let (state, _) = watch::channel(EngineState::Loading);
+        let inner = Arc::new(Inner {
+            opts,
+            state,
+            model: OnceLock::new(),
+        });
+        let bg = inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("tandem-local-load".into())
+            .spawn(move || {
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load(&bg.opts)));
+                let next = match result {
+                    Ok(Ok(model)) => {
+                        let _ = bg.model.set(Arc::new(model));
+                        EngineState::Ready
+                    }
+                    Ok(Err(e)) => EngineState::Failed(e),
+                    Err(_) => {
+                        EngineState::Failed("the engine crashed while loading (see the log)".into())
+                    }
+                };
+                tracing::info!(state = ?next, "local engine");
+                bg.state.send_replace(next);
+            });
+        if let Err(e) = spawned {
+            inner.state.send_replace(EngineState::Failed(format!(
+                "cannot start the loader thread: {e}"
+            )));
+        }
+        LocalEngine { inner }
+    }
+
+    pub fn state(&self) -> EngineState {
+        self.inner.state.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<EngineState> {
+        self.inner.state.subscribe()
+    }
+
+    pub fn options(&self) -> &LocalOptions {
+        &self.inner.opts
+    }
+
+    /// Waits until loading has finished, one way or the other.
+    pub async fn ready(&self) -> Result<(), BackendError> {
+        let mut rx = self.subscribe();
+        let state = rx
+            .wait_for(|s| *s != EngineState::Loading)
+            .await
+            .map(|s| s.clone());
+        match state {
+            Ok(EngineState::Ready) => Ok(()),
+            Ok(EngineState::Failed(e)) => Err(BackendError::NotReady(e)),
+            _ => Err(BackendError::NotReady("the loader stopped".into())),
+        }
+    }
+}
+
+fn load(opts: &LocalOptions) -> Result<Model, String> {
+    let dir = opts
+        .path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let file = opts
+        .path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .ok_or_else(|| format!("bad model path {}", opts.path.display()))?
+        .to_string();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let model = rt.block_on(
+        GgufModelBuilder::new(dir.to_string_lossy(), vec![file])
+            .with_token_source(TokenSource::None)
+            .with_force_cpu()
+            // One sequence at a time: concurrent sequences on CPU were seen to garble each other
+            // (a batched second request answered nonsense that it answers correctly alone).
+            .with_max_num_seqs(1)
+            // Keeps earlier turns' KV blocks, so a follow-up only prefills the new tokens.
+            .with_prefix_cache_n(None)
+            .build(),
+    );
+    // The runtime only drove loading; the engine runs on mistralrs's own thread.
+    std::mem::forget(rt);
+    let model = model.map_err(|e| first_line(&e.to_string()))?;
+    tracing::info!(ms = started.elapsed().as_millis() as u64, path = %opts.path.display(), "local model loaded");
+    Ok(model)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("unknown error").to_string()
+}
+
+/// Keeps the system prompt and the newest turns that fit in the window, leaving room for the
+/// answer; the oldest turns go first.
+pub fn trim_history(messages: &[Message], window: usize, reserve: usize) -> Vec<Message> {
+    let budget = window.saturating_sub(reserve).max(1);
+    let (system, rest): (Vec<&Message>, Vec<&Message>) =
+        messages.iter().partition(|m| m.role == Role::System);
+    let mut used: usize = system.iter().map(|m| estimate_tokens(&m.content) + 4).sum();
+    let mut kept = Vec::new();
+    for m in rest.iter().rev() {
+        let cost = estimate_tokens(&m.content) + 4;
+        if used + cost > budget && !kept.is_empty() {
+            break;
+        }
+        used += cost;
+        kept.push((*m).clone());
+    }
+    kept.reverse();
+    system.into_iter().cloned().chain(kept).collect()
+}
+
+impl LocalEngine {
+    fn build_request(&self, req: &ChatRequest, confidence: Option<&Confidence>) -> RequestBuilder {
+        let o = &self.inner.opts;
+        let max_tokens = req.max_tokens.unwrap_or(o.max_tokens);
+        let messages = trim_history(&req.messages, o.context_window, max_tokens);
+        let mut rb = RequestBuilder::new();
+        for m in &messages {
+            let role = match m.role {
+                Role::System => TextMessageRole::System,
+                Role::User => TextMessageRole::User,
+                Role::Assistant => TextMessageRole::Assistant,
+            };
+            rb = rb.add_message(role, &m.content);
+        }
+        let temperature = req.temperature.unwrap_or(o.temperature);
+        let mut sampling = SamplingParams::neutral();
+        sampling.max_len = Some(max_tokens);
+        rb = rb.add_logits_processor(penalty::processor(o.repeat_penalty));
+        if temperature <= 0.0 {
+            sampling.top_k = Some(1);
+        } else {
+            sampling.temperature = Some(temperature);
+            sampling.top_p = Some(o.top_p);
+        }
+        rb = rb.set_sampling(sampling);
+        if let Some(c) = confidence {
+            rb = rb.add_logits_processor(c.processor());
+        }
+        rb
+    }
+
+    /// Streams an answer and also reports the mean top-token probability through `confidence`.
+    pub fn stream_with_confidence(
+        &self,
+        request: ChatRequest,
+        cancel: CancellationToken,
+        confidence: Option<Confidence>,
+    ) -> EventStream {
+        let (tx, rx) = mpsc::channel(64);
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let res = engine.run(request, cancel, confidence, &tx).await;
+            if let Err(e) = res {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+    }
+
+    async fn run(
+        &self,
+        request: ChatRequest,
+        cancel: CancellationToken,
+        confidence: Option<Confidence>,
+        tx: &mpsc::Sender<Result<StreamEvent, BackendError>>,
+    ) -> Result<(), BackendError> {
+        self.ready().await?;
+        let model = self
+            .inner
+            .model
+            .get()
+            .cloned()
+            .ok_or_else(|| BackendError::NotReady("no model".into()))?;
+        let rb = self.build_request(&request, confidence.as_ref());
+        let started = Instant::now();
+        let mut stream = model
+            .stream_chat_request(rb)
+            .await
+            .map_err(|e| BackendError::Engine(first_line(&e.to_string())))?;
+        let name = self.inner.opts.name.clone();
+        let _ = tx
+            .send(Ok(StreamEvent::Started {
+                provider: "local".into(),
+                model: name,
+            }))
+            .await;
+        let (mut first, mut last, mut deltas) = (None::<Instant>, started, 0usize);
+        let finish = loop {
+            let resp = tokio::select! {
+                // Dropping `stream` closes mistralrs's channel, which cancels the sequence at
+                // its next token.
+                _ = cancel.cancelled() => break FinishReason::Cancelled,
+                r = stream.next() => r,
+            };
+            let Some(resp) = resp else {
+                break FinishReason::Interrupted;
+            };
+            match resp {
+                Response::Chunk(chunk) => {
+                    let Some(choice) = chunk.choices.first() else {
+                        continue;
+                    };
+                    if let Some(text) = choice.delta.content.as_ref().filter(|t| !t.is_empty()) {
+                        let now = Instant::now();
+                        first.get_or_insert(now);
+                        last = now;
+                        deltas += 1;
+                        if tx.send(Ok(StreamEvent::Delta(text.clone()))).await.is_err() {
+                            break FinishReason::Cancelled;
+                        }
+                    }
+                    if let Some(reason) = &choice.finish_reason {
+                        let f = if reason == "length" {
+                            FinishReason::Length
+                        } else {
+                            FinishReason::Stop
+                        };
+                        let usage = chunk
+                            .usage
+                            .as_ref()
+                            .map(|u| (u.prompt_tokens, u.completion_tokens));
+                        let usage = usage_from(usage, started, first, last, deltas);
+                        let _ = tx.send(Ok(StreamEvent::Usage(usage))).await;
+                        let _ = tx.send(Ok(StreamEvent::Done(f))).await;
+                        return Ok(());
+                    }
+                }
+                Response::InternalError(e) | Response::ValidationError(e) => {
+                    return Err(BackendError::Engine(first_line(&e.to_string())));
+                }
+                Response::ModelError(e, _) => return Err(BackendError::Engine(first_line(&e))),
+                _ => {}
+            }
+        };
+        drop(stream);
+        let usage = usage_from(None, started, first, last, deltas);
+        let _ = tx.send(Ok(StreamEvent::Usage(usage))).await;
+        let _ = tx.send(Ok(StreamEvent::Done(finish))).await;
+        Ok(())
+    }
+}
+
+fn usage_from(
+    counts: Option<(usize, usize)>,
+    started: Instant,
+    first: Option<Instant>,
+    last: Instant,
+    deltas: usize,
+) -> Usage {
+    let (prompt_tokens, completion_tokens) = counts.unwrap_or((0, deltas));
+    let ttft_ms = first.map(|f| (f - started).as_millis() as u64).unwrap_or(0);
+    let decode_s = first.map(|f| (last - f).as_secs_f64()).unwrap_or(0.0);
+    // The first token's time is prefill; decode speed counts the tokens after it.
+    let tokens_per_s = if decode_s > 0.0 {
+        completion_tokens.saturating_sub(1) as f64 / decode_s
+    } else {
+        0.0
+    };
+    Usage {
+        prompt_tokens,
+        completion_tokens,
+        ttft_ms,
+        tokens_per_s,
+    }
+}
+
+impl ChatBackend for LocalEngine {
+    fn stream(&self, request: ChatRequest, cancel: CancellationToken) -> EventStream {
+        self.stream_with_confidence(request, cancel, None)
+    }
+}
+
+/// A lock that survives a panicking holder: the data here are plain counters.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
