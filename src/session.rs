@@ -1,0 +1,440 @@
+//! Conversation history in SQLite: WAL, a busy timeout, versioned migrations, file mode 0600,
+//! FTS5 search. Every write is one short IMMEDIATE transaction, so two processes can write at
+//! once without corrupting the file or losing turns. No UI types here.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+
+use crate::chat::{Message, Role, Usage};
+
+mod migrations;
+
+pub type ConversationId = i64;
+pub type TurnId = i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("history database {path}: {reason}; move it aside to start a fresh history")]
+    Open { path: String, reason: String },
+    #[error("history database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("no conversation {0:?}; see `tandem history list`")]
+    NotFound(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversation {
+    pub id: ConversationId,
+    pub title: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub pin: Option<String>,
+    pub private: bool,
+}
+
+/// A conversation with what the sidebar and `history list` show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Summary {
+    pub conversation: Conversation,
+    pub turns: usize,
+    pub local_answers: usize,
+    pub cloud_answers: usize,
+}
+
+/// Where an answer ran and what it cost; empty for user turns.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TurnMeta {
+    pub target: Option<String>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    /// The routing reasons as JSON text.
+    pub reasons: Option<String>,
+    pub usage: Option<Usage>,
+    pub cost_usd: f64,
+    pub saved_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Turn {
+    pub id: TurnId,
+    pub role: Role,
+    pub content: String,
+    pub meta: TurnMeta,
+    pub interrupted: bool,
+    /// False while an answer is still streaming (or when its process died mid-stream).
+    pub complete: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub conversation_id: ConversationId,
+    pub title: String,
+    pub turn_id: TurnId,
+    pub snippet: String,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, SessionError> {
+        let err = |reason: String| SessionError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+        restrict_mode(path);
+        Self::init(conn).map_err(|e| err(e.to_string()))
+    }
+
+    pub fn open_in_memory() -> Result<Store, SessionError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store, SessionError> {
+        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL is durable across process crashes in WAL mode; only a power cut can lose the
+        // last commits, never corrupt the file.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = Store { conn };
+        migrations::apply(&mut store.conn)?;
+        Ok(store)
+    }
+
+    fn write<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction) -> rusqlite::Result<T>,
+    ) -> Result<T, SessionError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn create_conversation(
+        &mut self,
+        title: &str,
+        private: bool,
+        pin: Option<&str>,
+    ) -> Result<ConversationId, SessionError> {
+        let t = now();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO conversations (title, created_at, updated_at, pin, private) VALUES (?1, ?2, ?2, ?3, ?4)",
+                params![title, t, pin, private],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    pub fn conversation(&self, id: ConversationId) -> Result<Conversation, SessionError> {
+        self.conn
+            .query_row(&format!("{CONV_SELECT} WHERE id = ?1"), [id], conv_row)
+            .optional()?
+            .ok_or_else(|| SessionError::NotFound(id.to_string()))
+    }
+
+    /// By numeric id, else by exact title (the newest such), else by title prefix.
+    pub fn find(&self, key: &str) -> Result<Conversation, SessionError> {
+        if let Ok(id) = key.parse::<i64>()
+            && let Ok(c) = self.conversation(id)
+        {
+            return Ok(c);
+        }
+        for pattern in [key.to_string(), format!("{}%", key.replace('%', "\\%"))] {
+            let sql = format!(
+                "{CONV_SELECT} WHERE title LIKE ?1 ESCAPE '\\' ORDER BY updated_at DESC, id DESC LIMIT 1"
+            );
+            if let Some(c) = self.conn.query_row(&sql, [&pattern], conv_row).optional()? {
+                return Ok(c);
+            }
+        }
+        Err(SessionError::NotFound(key.to_string()))
+    }
+
+    pub fn last_conversation(&self) -> Result<Option<Conversation>, SessionError> {
+        let sql = format!("{CONV_SELECT} ORDER BY updated_at DESC, id DESC LIMIT 1");
+        Ok(self.conn.query_row(&sql, [], conv_row).optional()?)
+    }
+
+    pub fn rename(&mut self, id: ConversationId, title: &str) -> Result<(), SessionError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE conversations SET title = ?2 WHERE id = ?1",
+                params![id, title],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn set_pin(
+        &mut self,
+        id: ConversationId,
+        pin: Option<&str>,
+        private: bool,
+    ) -> Result<(), SessionError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE conversations SET pin = ?2, private = ?3 WHERE id = ?1",
+                params![id, pin, private],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn delete(&mut self, id: ConversationId) -> Result<(), SessionError> {
+        let n = self.write(|tx| tx.execute("DELETE FROM conversations WHERE id = ?1", [id]))?;
+        if n == 0 {
+            return Err(SessionError::NotFound(id.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Saves a finished turn (a user prompt, or a whole answer).
+    pub fn add_turn(
+        &mut self,
+        conv: ConversationId,
+        role: Role,
+        content: &str,
+        meta: &TurnMeta,
+        interrupted: bool,
+    ) -> Result<TurnId, SessionError> {
+        self.insert_turn(conv, role, content, meta, interrupted, true)
+    }
+
+    /// Starts an answer that will be filled in while it streams.
+    pub fn begin_answer(
+        &mut self,
+        conv: ConversationId,
+        meta: &TurnMeta,
+    ) -> Result<TurnId, SessionError> {
+        self.insert_turn(conv, Role::Assistant, "", meta, false, false)
+    }
+
+    fn insert_turn(
+        &mut self,
+        conv: ConversationId,
+        role: Role,
+        content: &str,
+        meta: &TurnMeta,
+        interrupted: bool,
+        complete: bool,
+    ) -> Result<TurnId, SessionError> {
+        let t = now();
+        let reasons = meta.reasons.clone();
+        let usage = meta.usage.unwrap_or_default();
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO turns (conversation_id, role, content, target, provider, model, reasons,
+                   prompt_tokens, completion_tokens, ttft_ms, tokens_per_s, cost_usd, saved_usd,
+                   interrupted, complete, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?16)",
+                params![
+                    conv, role.as_str(), content, meta.target, meta.provider, meta.model, reasons,
+                    usage.prompt_tokens as i64, usage.completion_tokens as i64, usage.ttft_ms as i64,
+                    usage.tokens_per_s, meta.cost_usd, meta.saved_usd, interrupted, complete, t
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute("UPDATE conversations SET updated_at = ?2 WHERE id = ?1", params![conv, t])?;
+            Ok(id)
+        })
+    }
+
+    /// Stores the text streamed so far; called about once a second while an answer streams.
+    pub fn save_partial(&mut self, turn: TurnId, content: &str) -> Result<(), SessionError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE turns SET content = ?2, updated_at = ?3 WHERE id = ?1",
+                params![turn, content, now()],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn finish_answer(
+        &mut self,
+        turn: TurnId,
+        content: &str,
+        meta: &TurnMeta,
+        interrupted: bool,
+    ) -> Result<(), SessionError> {
+        let u = meta.usage.unwrap_or_default();
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE turns SET content = ?2, target = ?3, provider = ?4, model = ?5, reasons = ?6,
+                   prompt_tokens = ?7, completion_tokens = ?8, ttft_ms = ?9, tokens_per_s = ?10,
+                   cost_usd = ?11, saved_usd = ?12, interrupted = ?13, complete = 1, updated_at = ?14
+                 WHERE id = ?1",
+                params![
+                    turn, content, meta.target, meta.provider, meta.model, meta.reasons,
+                    u.prompt_tokens as i64, u.completion_tokens as i64, u.ttft_ms as i64, u.tokens_per_s,
+                    meta.cost_usd, meta.saved_usd, interrupted, now()
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn turns(&self, conv: ConversationId) -> Result<Vec<Turn>, SessionError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, role, content, target, provider, model, reasons, prompt_tokens, completion_tokens,
+                    ttft_ms, tokens_per_s, cost_usd, saved_usd, interrupted, complete, created_at
+             FROM turns WHERE conversation_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([conv], |r| {
+            let role = match r.get::<_, String>(1)?.as_str() {
+                "user" => Role::User,
+                "system" => Role::System,
+                _ => Role::Assistant,
+            };
+            let usage = Usage {
+                prompt_tokens: r.get::<_, i64>(7)? as usize,
+                completion_tokens: r.get::<_, i64>(8)? as usize,
+                ttft_ms: r.get::<_, i64>(9)? as u64,
+                tokens_per_s: r.get(10)?,
+            };
+            Ok(Turn {
+                id: r.get(0)?,
+                role,
+                content: r.get(2)?,
+                meta: TurnMeta {
+                    target: r.get(3)?,
+                    provider: r.get(4)?,
+                    model: r.get(5)?,
+                    reasons: r.get(6)?,
+                    usage: (role == Role::Assistant).then_some(usage),
+                    cost_usd: r.get(11)?,
+                    saved_usd: r.get(12)?,
+                },
+                interrupted: r.get(13)?,
+                complete: r.get(14)?,
+                created_at: r.get(15)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The conversation as chat messages, for the next request.
+    pub fn messages(&self, conv: ConversationId) -> Result<Vec<Message>, SessionError> {
+        Ok(self
+            .turns(conv)?
+            .into_iter()
+            .filter(|t| !t.content.is_empty())
+            .map(|t| Message::new(t.role, t.content))
+            .collect())
+    }
+
+    pub fn list(&self, limit: usize) -> Result<Vec<Summary>, SessionError> {
+        let sql = format!(
+            "SELECT c.id, c.title, c.created_at, c.updated_at, c.pin, c.private,
+                    (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id),
+                    (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id AND t.target = 'local'),
+                    (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id AND t.target = 'cloud')
+             FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT {limit}"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map([], |r| {
+            Ok(Summary {
+                conversation: conv_row(r)?,
+                turns: r.get::<_, i64>(6)? as usize,
+                local_answers: r.get::<_, i64>(7)? as usize,
+                cloud_answers: r.get::<_, i64>(8)? as usize,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Full-text search over every turn (FTS5); the query is matched as plain words.
+    pub fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, SessionError> {
+        let query: String = text
+            .split_whitespace()
+            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" ");
+        if query.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut st = self.conn.prepare(
+            "SELECT t.conversation_id, c.title, t.id, snippet(turns_fts, 0, '[', ']', '…', 12)
+             FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid JOIN conversations c ON c.id = t.conversation_id
+             WHERE turns_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![query, limit as i64], |r| {
+            Ok(SearchHit {
+                conversation_id: r.get(0)?,
+                title: r.get(1)?,
+                turn_id: r.get(2)?,
+                snippet: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Cloud spend since a Unix time, for the budget rule.
+    pub fn spent_since(&self, since: i64) -> Result<f64, SessionError> {
+        Ok(self.conn.query_row(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM turns WHERE created_at >= ?1",
+            [since],
+            |r| r.get(0),
+        )?)
+    }
+
+    pub fn integrity_check(&self) -> Result<String, SessionError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?)
+    }
+}
+
+const CONV_SELECT: &str =
+    "SELECT id, title, created_at, updated_at, pin, private FROM conversations";
+
+fn conv_row(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
+    Ok(Conversation {
+        id: r.get(0)?,
+        title: r.get(1)?,
+        created_at: r.get(2)?,
+        updated_at: r.get(3)?,
+        pin: r.get(4)?,
+        private: r.get(5)?,
+    })
+}
+
+/// History can hold pasted secrets and private chats: only the owner may read it.
+fn restrict_mode(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for p in [
+            path.to_path_buf(),
+            path.with_extension("sqlite3-wal"),
+            path.with_extension("sqlite3-shm"),
+        ] {
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

@@ -1,0 +1,213 @@
+//! The two tiers behind one decision: starts the local engine (pulling its model when allowed),
+//! builds the cloud backend, reads both tiers' live state for the router, and streams from the
+//! tier a decision picked. Shared by one-shot mode and the chat screen; no UI here.
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::cloud::CloudBackend;
+use crate::backend::local::{EngineState, LocalEngine, LocalOptions};
+use crate::backend::{ChatBackend, ChatRequest, EventStream};
+use crate::chat::Message;
+use crate::config::{Config, RouteMode, Tier};
+use crate::models::{self, ModelError, PullEvent};
+use crate::router::{
+    self, BudgetState, CloudPrice, LocalState, Policy, RouteDecision, RouteInput, Target,
+};
+
+/// What the user and the conversation say about this prompt, beyond its text.
+#[derive(Debug, Clone, Default)]
+pub struct RouteContext {
+    pub mode: RouteMode,
+    pub force: bool,
+    pub private: bool,
+    pub sticky_cloud: bool,
+    pub budget: BudgetState,
+}
+
+enum Local {
+    NotStarted,
+    Pulling,
+    Unavailable { state: LocalState, why: String },
+    Engine(LocalEngine),
+}
+
+pub struct Tiers {
+    pub policy: Policy,
+    pub cloud: CloudBackend,
+    local: Local,
+    /// The configured local model's name, for badges and reports.
+    pub local_name: String,
+    local_context: usize,
+    price: Option<CloudPrice>,
+}
+
+/// Used when a model's header does not say: SmolLM2's own window.
+const FALLBACK_CONTEXT: usize = 8192;
+
+impl Tiers {
+    pub fn new(cfg: &Config) -> Result<Tiers, router::PolicyError> {
+        let env = |k: &str| std::env::var(k).ok();
+        Ok(Tiers {
+            policy: Policy::from_config(&cfg.router)?,
+            cloud: CloudBackend::new(cfg, &env),
+            local: Local::NotStarted,
+            local_name: cfg.local.model.clone(),
+            local_context: FALLBACK_CONTEXT,
+            price: CloudPrice::cheapest(cfg),
+        })
+    }
+
+    /// Makes the local model available: resolves it, pulls it when missing (if allowed), checks
+    /// its header, then starts loading it in the background. Errors leave the local tier marked
+    /// missing or failed, so routing can still use the cloud.
+    pub async fn start_local<P>(&mut self, cfg: &Config, progress: P)
+    where
+        P: Fn(&PullEvent) + Send + Sync + 'static,
+    {
+        self.local = Local::Pulling;
+        let result = async {
+            let model = models::resolve(&cfg.local.model, cfg)?;
+            let ready = models::ensure(&model, cfg, progress).await?;
+            Ok::<_, ModelError>((model, ready))
+        }
+        .await;
+        match result {
+            Ok((model, ready)) => {
+                self.local_name = model.name.clone();
+                self.local_context = ready
+                    .info
+                    .context_length
+                    .map(|c| c as usize)
+                    .unwrap_or(FALLBACK_CONTEXT);
+                self.local = Local::Engine(LocalEngine::start(LocalOptions {
+                    path: ready.path,
+                    name: model.name,
+                    max_tokens: cfg.local.max_tokens,
+                    temperature: cfg.local.temperature,
+                    top_p: cfg.local.top_p,
+                    repeat_penalty: cfg.local.repeat_penalty,
+                    context_window: self.local_context,
+                }));
+            }
+            Err(e) => {
+                let state = match e {
+                    ModelError::NotInstalled { .. } | ModelError::FileNotFound { .. } => {
+                        LocalState::Missing
+                    }
+                    _ => LocalState::Failed,
+                };
+                tracing::warn!("local tier unavailable: {e}");
+                self.local = Local::Unavailable {
+                    state,
+                    why: e.to_string(),
+                };
+            }
+        }
+    }
+
+    pub fn local_engine(&self) -> Option<&LocalEngine> {
+        match &self.local {
+            Local::Engine(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Waits for a started engine to finish loading.
+    pub async fn wait_local(&self) {
+        if let Some(e) = self.local_engine() {
+            let _ = e.ready().await;
+        }
+    }
+
+    pub fn local_state(&self) -> LocalState {
+        match &self.local {
+            Local::NotStarted => LocalState::Missing,
+            Local::Pulling => LocalState::Pulling,
+            Local::Unavailable { state, .. } => *state,
+            Local::Engine(e) => match e.state() {
+                EngineState::Loading => LocalState::Loading,
+                EngineState::Ready => LocalState::Ready,
+                EngineState::Failed(_) => LocalState::Failed,
+            },
+        }
+    }
+
+    /// Why the local tier cannot answer, when it cannot.
+    pub fn local_problem(&self) -> Option<String> {
+        match &self.local {
+            Local::Unavailable { why, .. } => Some(why.clone()),
+            Local::Engine(e) => match e.state() {
+                EngineState::Failed(why) => Some(why),
+                _ => None,
+            },
+            Local::NotStarted => Some("the local model was not started".into()),
+            Local::Pulling => None,
+        }
+    }
+
+    /// A cloud provider is usable: configured, with a key (or a loopback server), circuit not open.
+    pub fn cloud_online(&self) -> bool {
+        self.cloud.health().providers.iter().any(|p| {
+            p.tier == Tier::Cloud
+                && p.has_key
+                && !matches!(p.circuit, crate::backend::cloud::CircuitState::Open { .. })
+        })
+    }
+
+    /// The router's decision for `prompt`, given the live state of both tiers.
+    pub fn decide(&self, prompt: &str, history: &[Message], ctx: &RouteContext) -> RouteDecision {
+        self.decide_with(prompt, history, ctx, self.local_state())
+    }
+
+    /// As `decide`, but with the local tier's state given (one-shot mode asks "if it were ready").
+    pub fn decide_with(
+        &self,
+        prompt: &str,
+        history: &[Message],
+        ctx: &RouteContext,
+        local: LocalState,
+    ) -> RouteDecision {
+        let features = router::features(prompt, history);
+        let input = RouteInput {
+            features: &features,
+            mode: ctx.mode,
+            force: ctx.force,
+            private: ctx.private,
+            cloud_online: self.cloud_online(),
+            local,
+            local_context_window: self.local_context,
+            conversation_tokens: router::conversation_tokens(prompt, history),
+            budget: ctx.budget,
+            sticky_cloud: ctx.sticky_cloud,
+            cloud_price: self.price,
+        };
+        router::route(&self.policy, &input)
+    }
+
+    pub fn price(&self) -> Option<CloudPrice> {
+        self.price
+    }
+
+    /// Streams from the chosen tier; a local target with no engine yields one error event.
+    pub fn stream(
+        &self,
+        target: Target,
+        request: ChatRequest,
+        cancel: CancellationToken,
+    ) -> EventStream {
+        match (target, &self.local) {
+            (Target::Cloud, _) => self.cloud.stream(request, cancel),
+            (Target::Local, Local::Engine(e)) => e.stream(request, cancel),
+            (Target::Local, _) => {
+                let why = self
+                    .local_problem()
+                    .unwrap_or_else(|| "still downloading".into());
+                futures::stream::once(
+                    async move { Err(crate::backend::BackendError::NotReady(why)) },
+                )
+                .boxed()
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! One-shot mode as a shell script uses it: exit codes, piping, --json, broken pipes, bad
+//! stdin, --continue across processes, Ctrl-C and kill -9 mid-answer. Local answers come
+//! from the real model (TANDEM_MODELS_DIR, filled by scripts/test).
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::Sandbox;
+use tandem::session::Store;
+
+/// A sandboxed `tandem` that may use the shared real model.
+fn with_model(sb: &Sandbox) -> Command {
+    common::local_model();
+    let mut c = sb.std_cmd();
+    c.env("TANDEM_MODELS_DIR", common::models_dir());
+    c
+}
+
+fn models_env(c: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
+    common::local_model();
+    c.env("TANDEM_MODELS_DIR", common::models_dir())
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+#[test]
+fn json_answer_has_the_documented_shape() {
+    let sb = Sandbox::new();
+    let out = models_env(&mut sb.cmd())
+        .args([
+            "-p",
+            "What color is the sky on a clear day?",
+            "--route",
+            "local",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert!(!v["answer"].as_str().unwrap().is_empty());
+    assert_eq!(v["route"]["target"], "local");
+    assert_eq!(v["route"]["provider"], "local");
+    assert_eq!(v["route"]["model"], "smollm2-135m");
+    assert_eq!(v["route"]["reasons"][0]["code"], "pinned");
+    for k in ["prompt_tokens", "completion_tokens", "ttft_ms"] {
+        assert!(v["usage"][k].as_u64().unwrap() > 0, "{k}: {v}");
+    }
+    assert!(v["usage"]["tokens_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["cost_usd"], 0.0);
+    assert!(v["saved_usd"].is_number() && v["conversation_id"].is_i64());
+    assert_eq!(v["interrupted"], false);
+    // Status lines go to a terminal only: a pipe gets none.
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn piped_stdin_is_the_prompt_and_the_answer_streams_to_stdout() {
+    let sb = Sandbox::new();
+    let out = models_env(&mut sb.cmd())
+        .args(["--route", "local"])
+        .write_stdin("Say hello in one short sentence.\n")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout).unwrap().trim().len() > 2);
+}
+
+#[test]
+fn bad_input_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let out = sb.cmd().args(["-p", ""]).output().unwrap();
+    assert!(common::assert_usage_error(&out).contains("nothing to ask"));
+    let out = sb
+        .cmd()
+        .write_stdin(vec![b'h', b'i', 0xff, 0xfe])
+        .output()
+        .unwrap();
+    assert!(common::assert_usage_error(&out).contains("not UTF-8"));
+    let out = sb
+        .cmd()
+        .env("TANDEM_PRINT__MAX_STDIN_BYTES", "10")
+        .write_stdin("x".repeat(11))
+        .output()
+        .unwrap();
+    let err = common::assert_usage_error(&out);
+    assert!(
+        err.contains("larger than print.max_stdin_bytes (10 bytes)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn no_tier_available_exits_3() {
+    let sb = Sandbox::new();
+    let empty = sb.path().join("no-models");
+    let out = sb
+        .cmd()
+        .env("TANDEM_MODELS_DIR", &empty)
+        .args(["--no-pull", "-p", "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("no tier can answer") && err.contains("tandem models pull"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failing_model_exits_1() {
+    // A server that answers every request with 500: the cloud tier gives up after its retries.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten().take(10) {
+            let mut s = s;
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
+        }
+    });
+    let sb = Sandbox::new();
+    sb.write_config(&format!("[providers.flaky]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
+    let out = sb
+        .cmd()
+        .args(["--route", "cloud", "-p", "hello"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stderr).unwrap().contains("flaky"));
+}
+
+#[test]
+fn broken_pipe_exits_quietly_with_0() {
+    let sb = Sandbox::new();
+    let mut c = with_model(&sb);
+    c.args([
+        "-p",
+        "Write a long story about a dragon.",
+        "--route",
+        "local",
+    ]);
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take()); // like `| head -c 10`
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "{err}");
+}
+
+#[test]
+fn continue_carries_the_conversation_across_processes() {
+    let sb = Sandbox::new();
+    let a = models_env(&mut sb.cmd())
+        .args([
+            "-p",
+            "My favorite fruit is mango.",
+            "--route",
+            "local",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let b = models_env(&mut sb.cmd())
+        .args([
+            "-c",
+            "-p",
+            "What is my favorite fruit?",
+            "--route",
+            "local",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let (a, b) = (json_of(&a), json_of(&b));
+    assert_eq!(a["conversation_id"], b["conversation_id"]);
+    assert!(b["usage"]["prompt_tokens"].as_u64() > a["usage"]["prompt_tokens"].as_u64());
+    let store = Store::open(&sb.history_db()).unwrap();
+    let turns = store.turns(a["conversation_id"].as_i64().unwrap()).unwrap();
+    assert_eq!(turns.len(), 4);
+    // --conversation finds it by title too.
+    let c = models_env(&mut sb.cmd())
+        .args([
+            "--conversation",
+            "My favorite",
+            "-p",
+            "Thanks!",
+            "--route",
+            "local",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&c)["conversation_id"], a["conversation_id"]);
+    let out = sb
+        .cmd()
+        .args(["--conversation", "no such chat", "-p", "hi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Starts a long local answer and returns once some of it has streamed.
+fn start_long_answer(sb: &Sandbox, extra: &[&str]) -> std::process::Child {
+    let mut c = with_model(sb);
+    c.env("TANDEM_LOCAL__MAX_TOKENS", "400").args(extra).args([
+        "-p",
+        "Write a very long story about a dragon and a knight.",
+        "--route",
+        "local",
+    ]);
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    child
+}
+
+#[test]
+fn ctrl_c_keeps_the_partial_answer_marked_interrupted_and_exits_130() {
+    let sb = Sandbox::new();
+    let mut child = start_long_answer(&sb, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = wait_bounded(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    let store = Store::open(&sb.history_db()).unwrap();
+    let conv = store.last_conversation().unwrap().unwrap();
+    let turns = store.turns(conv.id).unwrap();
+    assert_eq!(turns.len(), 2);
+    assert!(
+        turns[1].interrupted && turns[1].complete && !turns[1].content.is_empty(),
+        "{:?}",
+        turns[1]
+    );
+}
+
+#[test]
+fn kill_9_mid_stream_leaves_a_sound_database_with_earlier_turns() {
+    let sb = Sandbox::new();
+    let first = models_env(&mut sb.cmd())
+        .args(["-p", "Say hello.", "--route", "local", "--json"])
+        .output()
+        .unwrap();
+    let conv = json_of(&first)["conversation_id"].as_i64().unwrap();
+    let mut child = start_long_answer(&sb, &["-c"]);
+    // Long enough for at least one once-a-second save of the partial answer.
+    std::thread::sleep(Duration::from_millis(2500));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let store = Store::open(&sb.history_db()).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let turns = store.turns(conv).unwrap();
+    assert_eq!(turns.len(), 4, "{turns:?}");
+    assert!(turns[0].complete && turns[1].complete && !turns[1].content.is_empty());
+    assert!(
+        !turns[3].complete && !turns[3].content.is_empty(),
+        "the partial answer was not saved: {:?}",
+        turns[3]
+    );
+}
