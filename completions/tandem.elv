@@ -41,6 +41,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand auth 'Manage provider API keys in the OS keyring'
             cand models 'Manage local models'
             cand route 'Explain where a prompt would go, without calling any model'
+            cand history 'Browse, search, export and delete saved conversations'
             cand doctor 'Check config, keys, provider reachability and the local model'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -290,6 +291,107 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'tandem;history'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'List conversations, newest first'
+            cand show 'Print a conversation''s turns (by id or title)'
+            cand search 'Full-text search over every turn'
+            cand export 'Write a conversation as Markdown or JSON to stdout'
+            cand rm 'Delete a conversation and its turns'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;history;list'= {
+            cand -n 'How many to show'
+            cand --limit 'How many to show'
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;history;show'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;history;search'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;history;export'= {
+            cand --format 'format'
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;history;rm'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;history;help'= {
+            cand list 'List conversations, newest first'
+            cand show 'Print a conversation''s turns (by id or title)'
+            cand search 'Full-text search over every turn'
+            cand export 'Write a conversation as Markdown or JSON to stdout'
+            cand rm 'Delete a conversation and its turns'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;history;help;list'= {
+        }
+        &'tandem;history;help;show'= {
+        }
+        &'tandem;history;help;search'= {
+        }
+        &'tandem;history;help;export'= {
+        }
+        &'tandem;history;help;rm'= {
+        }
+        &'tandem;history;help;help'= {
+        }
         &'tandem;doctor'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
@@ -320,6 +422,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand auth 'Manage provider API keys in the OS keyring'
             cand models 'Manage local models'
             cand route 'Explain where a prompt would go, without calling any model'
+            cand history 'Browse, search, export and delete saved conversations'
             cand doctor 'Check config, keys, provider reachability and the local model'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -364,6 +467,23 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;help;models;verify'= {
         }
         &'tandem;help;route'= {
+        }
+        &'tandem;help;history'= {
+            cand list 'List conversations, newest first'
+            cand show 'Print a conversation''s turns (by id or title)'
+            cand search 'Full-text search over every turn'
+            cand export 'Write a conversation as Markdown or JSON to stdout'
+            cand rm 'Delete a conversation and its turns'
+        }
+        &'tandem;help;history;list'= {
+        }
+        &'tandem;help;history;show'= {
+        }
+        &'tandem;help;history;search'= {
+        }
+        &'tandem;help;history;export'= {
+        }
+        &'tandem;help;history;rm'= {
         }
         &'tandem;help;doctor'= {
         }

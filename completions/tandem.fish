@@ -44,6 +44,7 @@ complete -c tandem -n "__fish_tandem_needs_command" -f -a "config" -d 'Show or e
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "models" -d 'Manage local models'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
+complete -c tandem -n "__fish_tandem_needs_command" -f -a "history" -d 'Browse, search, export and delete saved conversations'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -229,6 +230,81 @@ complete -c tandem -n "__fish_tandem_using_subcommand route" -l json -d 'Print t
 complete -c tandem -n "__fish_tandem_using_subcommand route" -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l no-pull -d 'Never download the local model, even when it is missing'
 complete -c tandem -n "__fish_tandem_using_subcommand route" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -f -a "list" -d 'List conversations, newest first'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -f -a "show" -d 'Print a conversation\'s turns (by id or title)'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -f -a "search" -d 'Full-text search over every turn'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -f -a "export" -d 'Write a conversation as Markdown or JSON to stdout'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -f -a "rm" -d 'Delete a conversation and its turns'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -s n -l limit -d 'How many to show' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l format -r -f -a "md\t''
+json\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "list" -d 'List conversations, newest first'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print a conversation\'s turns (by id or title)'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "search" -d 'Full-text search over every turn'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write a conversation as Markdown or JSON to stdout'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete a conversation and its turns'
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
@@ -250,13 +326,14 @@ complete -c tandem -n "__fish_tandem_using_subcommand completions" -l log-level 
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l no-pull -d 'Never download the local model, even when it is missing'
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route doctor completions help" -f -a "config" -d 'Show or edit settings'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route doctor completions help" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route doctor completions help" -f -a "models" -d 'Manage local models'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route doctor completions help" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route doctor completions help" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route doctor completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "config" -d 'Show or edit settings'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "models" -d 'Manage local models'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "history" -d 'Browse, search, export and delete saved conversations'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the effective settings, each value with the layer it came from'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "path" -d 'Print the config file\'s path'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "edit" -d 'Open the config file in $EDITOR (created from the defaults when missing)'
@@ -268,3 +345,8 @@ complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subc
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from models" -f -a "path" -d 'Print the installed file\'s path'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from models" -f -a "rm" -d 'Delete an installed model'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from models" -f -a "verify" -d 'Check an installed model\'s checksum and header'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "list" -d 'List conversations, newest first'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "show" -d 'Print a conversation\'s turns (by id or title)'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "search" -d 'Full-text search over every turn'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "export" -d 'Write a conversation as Markdown or JSON to stdout'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "rm" -d 'Delete a conversation and its turns'

@@ -100,6 +100,9 @@ pub enum Command {
     Models(ModelsCmd),
     /// Explain where a prompt would go, without calling any model
     Route(RouteCmd),
+    /// Browse, search, export and delete saved conversations
+    #[command(subcommand)]
+    History(HistoryCmd),
     /// Check config, keys, provider reachability and the local model
     Doctor {
         /// Print the report as JSON
@@ -151,6 +154,34 @@ pub enum ModelsCmd {
     Rm { name: String },
     /// Check an installed model's checksum and header
     Verify { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCmd {
+    /// List conversations, newest first
+    List {
+        /// How many to show
+        #[arg(short = 'n', long, default_value_t = 30)]
+        limit: usize,
+    },
+    /// Print a conversation's turns (by id or title)
+    Show { conversation: String },
+    /// Full-text search over every turn
+    Search { text: String },
+    /// Write a conversation as Markdown or JSON to stdout
+    Export {
+        conversation: String,
+        #[arg(long, value_enum, default_value = "md")]
+        format: ExportFormat,
+    },
+    /// Delete a conversation and its turns
+    Rm { conversation: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    Md,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

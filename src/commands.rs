@@ -5,5 +5,6 @@ pub mod auth;
 pub mod completions;
 pub mod config_cmd;
 pub mod doctor;
+pub mod history;
 pub mod models;
 pub mod route;

@@ -88,6 +88,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Models(m)) => runtime()?.block_on(commands::models::run(&m, cfg))?,
         Some(Command::Route(args)) => commands::route::run(&args, cfg)?,
+        Some(Command::History(h)) => commands::history::run(&h, cfg)?,
         Some(Command::Doctor { json }) => {
             runtime()?.block_on(commands::doctor::run(&loaded, json))?
         }

@@ -164,3 +164,22 @@ fn history_is_trimmed_to_the_window_keeping_the_system_prompt() {
     assert!(kept.len() < 10 && kept.len() > 2, "{}", kept.len());
     assert!(kept.last().unwrap().content.starts_with("question 49"));
 }
+
+/// mistralrs 0.8.1's prefix cache, when on, reused a cached prefix wrongly on this CPU path: a
+/// question answered correctly on a fresh engine got nonsense after an unrelated request.
+/// The engine keeps it off; this guards that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_does_not_depend_on_earlier_requests() {
+    let _ = ask(
+        vec![Message::user("Write one sentence about the city of Paris.")],
+        16,
+    )
+    .await;
+    let msgs = vec![
+        Message::user("My favorite fruit is mango."),
+        Message::assistant("Noted! Your favorite fruit is mango."),
+        Message::user("What is my favorite fruit?"),
+    ];
+    let a = ask(msgs, 16).await;
+    assert!(a.text().to_lowercase().contains("mango"), "{}", a.text());
+}

@@ -140,7 +140,9 @@ fn load(opts: &LocalOptions) -> Result<Model, String> {
             // One sequence at a time: concurrent sequences on CPU were seen to garble each other
             // (a batched second request answered nonsense that it answers correctly alone).
             .with_max_num_seqs(1)
-            // Keeps earlier turns' KV blocks, so a follow-up only prefills the new tokens.
+            // Off: 0.8.1's prefix cache reused cached blocks wrongly here (a follow-up asked after
+            // an unrelated request came back as nonsense; see tests/local.rs). Warm turns pay a
+            // full prefill instead.
             .with_prefix_cache_n(None)
             .build(),
     );
