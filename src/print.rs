@@ -9,10 +9,11 @@ use futures::StreamExt;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::backend::local::Confidence;
 use crate::backend::{BackendError, ChatRequest, FinishReason, StreamEvent};
 use crate::chat::{Message, Role, Usage};
 use crate::config::Config;
-use crate::router::{LocalState, RouteDecision, Target};
+use crate::router::{Escalation, LocalState, RouteDecision, Target};
 use crate::session::{self, Store, TurnMeta};
 use crate::tiers::{RouteContext, Tiers};
 
@@ -151,12 +152,47 @@ pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
 
     let mut messages = history;
     messages.push(Message::user(prompt));
+    let confidence = Confidence::default();
+    let echo = !opts.json;
     let outcome = answer(
-        cfg, &tiers, &decision, messages, &mut store, conv_id, !opts.json,
+        cfg,
+        &tiers,
+        &decision,
+        messages.clone(),
+        &mut store,
+        conv_id,
+        echo,
+        Some(confidence.clone()),
     )
     .await;
-    report(&opts, status, &decision, &outcome, conv_id, &tiers);
-    outcome.exit
+    let escalation = (outcome.exit == Exit::Ok && !outcome.interrupted)
+        .then(|| tiers.escalation(&decision, &outcome.text, confidence.mean()))
+        .flatten();
+    let Some(esc) = escalation else {
+        report(&opts, status, &decision, &outcome, None, conv_id, &tiers);
+        return outcome.exit;
+    };
+    // The weak local answer stays in history and on screen; the seam says why the cloud
+    // answers again, and the cloud sees the question, not the weak answer.
+    if echo {
+        println!("\n--- escalated to the cloud: {} ---", esc.message);
+    }
+    let mut cloud = decision.clone();
+    cloud.target = Target::Cloud;
+    let second = answer(
+        cfg, &tiers, &cloud, messages, &mut store, conv_id, echo, None,
+    )
+    .await;
+    report(
+        &opts,
+        status,
+        &cloud,
+        &second,
+        Some((&esc, &outcome.text)),
+        conv_id,
+        &tiers,
+    );
+    second.exit
 }
 
 struct Outcome {
@@ -171,6 +207,7 @@ struct Outcome {
 }
 
 /// Streams the answer to stdout (unless `--json`), saving it at least once a second.
+#[allow(clippy::too_many_arguments)]
 async fn answer(
     cfg: &Config,
     tiers: &Tiers,
@@ -179,6 +216,7 @@ async fn answer(
     store: &mut Store,
     conv: session::ConversationId,
     echo: bool,
+    confidence: Option<Confidence>,
 ) -> Outcome {
     let mut meta = TurnMeta {
         target: Some(decision.target.as_str().into()),
@@ -187,7 +225,12 @@ async fn answer(
     };
     let turn = store.begin_answer(conv, &meta).ok();
     let cancel = CancellationToken::new();
-    let mut stream = tiers.stream(decision.target, ChatRequest::new(messages), cancel.clone());
+    let mut stream = tiers.stream_watched(
+        decision.target,
+        ChatRequest::new(messages),
+        cancel.clone(),
+        confidence,
+    );
     let mut o = Outcome {
         text: String::new(),
         provider: String::new(),
@@ -296,6 +339,7 @@ fn report(
     status: bool,
     d: &RouteDecision,
     o: &Outcome,
+    escalated: Option<(&Escalation, &str)>,
     conv: session::ConversationId,
     tiers: &Tiers,
 ) {
@@ -319,6 +363,10 @@ fn report(
             "conversation_id": conv,
             "interrupted": o.interrupted,
         });
+        let mut v = v;
+        if let Some((esc, local_answer)) = escalated {
+            v["escalation"] = json!({ "reason": esc.reason, "message": esc.message, "local_answer": local_answer });
+        }
         let _ = writeln!(std::io::stdout(), "{v}");
     }
     if status {

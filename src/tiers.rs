@@ -6,7 +6,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::cloud::CloudBackend;
-use crate::backend::local::{EngineState, LocalEngine, LocalOptions};
+use crate::backend::local::{Confidence, EngineState, LocalEngine, LocalOptions};
 use crate::backend::{ChatBackend, ChatRequest, EventStream};
 use crate::chat::Message;
 use crate::config::{Config, RouteMode, Tier};
@@ -185,6 +185,25 @@ impl Tiers {
         router::route(&self.policy, &input)
     }
 
+    /// Whether a finished local answer should be re-asked in the cloud: only when the score
+    /// decided (never against a privacy, budget or pin rule), it was a close call, and the
+    /// answer looks weak.
+    pub fn escalation(
+        &self,
+        d: &RouteDecision,
+        answer: &str,
+        confidence: Option<f64>,
+    ) -> Option<router::Escalation> {
+        let by_score = d
+            .reasons
+            .first()
+            .is_some_and(|r| r.code == router::ReasonCode::ScoreBelowThreshold);
+        if !by_score || !self.cloud_online() {
+            return None;
+        }
+        router::should_escalate(self.policy.escalate(), d, answer, confidence)
+    }
+
     pub fn price(&self) -> Option<CloudPrice> {
         self.price
     }
@@ -196,9 +215,22 @@ impl Tiers {
         request: ChatRequest,
         cancel: CancellationToken,
     ) -> EventStream {
+        self.stream_watched(target, request, cancel, None)
+    }
+
+    /// As `stream`, also measuring a local answer's token confidence for escalation.
+    pub fn stream_watched(
+        &self,
+        target: Target,
+        request: ChatRequest,
+        cancel: CancellationToken,
+        confidence: Option<Confidence>,
+    ) -> EventStream {
         match (target, &self.local) {
             (Target::Cloud, _) => self.cloud.stream(request, cancel),
-            (Target::Local, Local::Engine(e)) => e.stream(request, cancel),
+            (Target::Local, Local::Engine(e)) => {
+                e.stream_with_confidence(request, cancel, confidence)
+            }
             (Target::Local, _) => {
                 let why = self
                     .local_problem()

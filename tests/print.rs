@@ -329,3 +329,84 @@ fn kill_9_mid_stream_leaves_a_sound_database_with_earlier_turns() {
         turns[3]
     );
 }
+
+/// A one-answer OpenAI-compatible stream, for when the cloud's words don't matter.
+fn canned_cloud(answer: &'static str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten().take(5) {
+            let mut s = s;
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let chunk = |delta: &str, finish: &str| {
+                format!(
+                    "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+                )
+            };
+            let body = chunk(
+                &format!("{{\"role\":\"assistant\",\"content\":\"{answer}\"}}"),
+                "null",
+            ) + &chunk("{}", "\"stop\"")
+                + "data: [DONE]\n\n";
+            let head =
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(body.as_bytes());
+        }
+    });
+    port
+}
+
+#[test]
+fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
+    let sb = Sandbox::new();
+    let port = canned_cloud("The capital of France is Paris.");
+    // Greedy decoding without a repetition penalty makes this 135M model loop ("la femme, la
+    // femme, ..."), and a threshold just above the prompt's score makes it a close call.
+    sb.write_config(&format!(
+        "[local]\ntemperature = 0.0\nrepeat_penalty = 1.0\nmax_tokens = 120\n\
+         [router]\nthreshold = 0.2\n\
+         [providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\", input_price = 1.0, output_price = 2.0 }}]\n"
+    ));
+    let mut c = with_model(&sb);
+    let out = c
+        .args(["-p", "What is the capital of France?", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json_of(&out);
+    assert_eq!(v["route"]["target"], "cloud", "{v}");
+    assert_eq!(v["answer"], "The capital of France is Paris.");
+    assert_eq!(v["escalation"]["reason"], "repetition_loop", "{v}");
+    assert!(
+        v["escalation"]["local_answer"]
+            .as_str()
+            .unwrap()
+            .contains("la femme")
+    );
+    // Both answers are kept, the local one first.
+    let store = Store::open(&sb.history_db()).unwrap();
+    let turns = store.turns(v["conversation_id"].as_i64().unwrap()).unwrap();
+    let targets: Vec<_> = turns.iter().map(|t| t.meta.target.clone()).collect();
+    assert_eq!(
+        targets,
+        vec![None, Some("local".into()), Some("cloud".into())]
+    );
+
+    // With escalation off the local answer stands.
+    let mut c = with_model(&sb);
+    let out = c
+        .env("TANDEM_ROUTER__ESCALATE", "false")
+        .args(["-p", "What is the capital of France?", "--json"])
+        .output()
+        .unwrap();
+    let v = json_of(&out);
+    assert_eq!(v["route"]["target"], "local");
+    assert!(v.get("escalation").is_none());
+}
