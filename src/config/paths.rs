@@ -6,7 +6,12 @@ use std::path::PathBuf;
 
 /// Environment names that steer tandem itself rather than a config key; the `TANDEM_*` config
 /// layer skips them.
-pub const RESERVED_ENV: &[&str] = &["TANDEM_LOG", "TANDEM_MODELS_DIR", "TANDEM_TEST_VENV", "TANDEM_RELEASE_TARGET"];
+pub const RESERVED_ENV: &[&str] = &[
+    "TANDEM_LOG",
+    "TANDEM_MODELS_DIR",
+    "TANDEM_TEST_VENV",
+    "TANDEM_RELEASE_TARGET",
+];
 
 #[derive(Debug, Clone)]
 pub struct Paths {
