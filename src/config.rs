@@ -93,6 +93,16 @@ pub struct LocalConfig {
     pub top_p: f64,
     pub repeat_penalty: f32,
     pub auto_pull: bool,
+    /// Weight format the engine runs: a Q8_0 copy of 4-bit weights, or the file as it is.
+    pub quant: LocalQuant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalQuant {
+    #[default]
+    Q8_0,
+    Original,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ mod progress;
 mod pull;
 mod pypi;
 pub mod store;
+pub mod transcode;
 
 use std::path::{Path, PathBuf};
 

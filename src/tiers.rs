@@ -9,7 +9,7 @@ use crate::backend::cloud::CloudBackend;
 use crate::backend::local::{Confidence, EngineState, LocalEngine, LocalOptions};
 use crate::backend::{ChatBackend, ChatRequest, EventStream};
 use crate::chat::Message;
-use crate::config::{Config, RouteMode, Tier};
+use crate::config::{Config, LocalQuant, RouteMode, Tier};
 use crate::models::{self, ModelError, PullEvent};
 use crate::router::{
     self, BudgetState, CloudPrice, LocalState, Policy, RouteDecision, RouteInput, Target,
@@ -30,6 +30,42 @@ enum Local {
     Pulling,
     Unavailable { state: LocalState, why: String },
     Engine(LocalEngine),
+}
+
+/// The Q8_0 copy of 4-bit weights (made on first use, in about a second), or the file itself
+/// when it is not 4-bit or the copy cannot be made.
+async fn q8_copy(ready: &models::Ready, cache_dir: &std::path::Path) -> std::path::PathBuf {
+    use crate::models::gguf::GgmlType;
+    let four_bit = matches!(
+        ready.info.main_type(),
+        Some(GgmlType::Q4_0 | GgmlType::Q4_1)
+    );
+    if !four_bit {
+        return ready.path.clone();
+    }
+    let (src, dst) = (
+        ready.path.clone(),
+        models::transcode::q8_path(cache_dir, &ready.path),
+    );
+    if dst.is_file() {
+        return dst;
+    }
+    let made = tokio::task::spawn_blocking({
+        let (src, dst) = (src.clone(), dst.clone());
+        move || models::transcode::to_q8(&src, &dst)
+    })
+    .await;
+    match made {
+        Ok(Ok(())) => dst,
+        Ok(Err(e)) => {
+            tracing::warn!("running the original weights: {e}");
+            src
+        }
+        Err(e) => {
+            tracing::warn!("running the original weights: {e}");
+            src
+        }
+    }
 }
 
 pub struct Tiers {
@@ -73,7 +109,10 @@ impl Tiers {
         }
         .await;
         match result {
-            Ok((model, ready)) => {
+            Ok((model, mut ready)) => {
+                if cfg.local.quant == LocalQuant::Q8_0 {
+                    ready.path = q8_copy(&ready, &cfg.paths.cache_dir).await;
+                }
                 self.local_name = model.name.clone();
                 self.local_context = ready
                     .info

@@ -183,3 +183,23 @@ async fn an_answer_does_not_depend_on_earlier_requests() {
     let a = ask(msgs, 16).await;
     assert!(a.text().to_lowercase().contains("mango"), "{}", a.text());
 }
+
+#[test]
+fn q8_copy_keeps_every_tensor_and_reads_as_q8() {
+    use tandem::models::gguf::{GgmlType, inspect};
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::local_model();
+    let dst = tandem::models::transcode::q8_path(dir.path(), &src);
+    tandem::models::transcode::to_q8(&src, &dst).unwrap();
+    let (a, b) = (inspect(&src).unwrap(), inspect(&dst).unwrap());
+    assert_eq!(a.main_type(), Some(GgmlType::Q4_1));
+    assert_eq!(b.main_type(), Some(GgmlType::Q8_0));
+    assert_eq!(
+        (a.tensor_count, a.parameter_count),
+        (b.tensor_count, b.parameter_count)
+    );
+    assert_eq!(a.context_length, b.context_length);
+    assert!(tandem::models::check_supported(&b).is_ok());
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(dst.parent().unwrap()).unwrap().count(), 1);
+}

@@ -29,6 +29,7 @@ impl Default for LocalConfig {
             top_p: 0.9,
             repeat_penalty: 1.15,
             auto_pull: true,
+            quant: super::LocalQuant::Q8_0,
         }
     }
 }
