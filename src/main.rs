@@ -107,7 +107,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
                 let code = runtime()?.block_on(tandem::print::run(cfg, opts));
                 return Ok(ExitCode::from(code as u8));
             }
-            tandem::tui::run_placeholder(cfg)?;
+            tandem::tui::run(cfg)?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,129 @@
+//! Render-path benchmark: one frame of a 200-message transcript that includes a 5,000-token
+//! answer with code, drawn at 120x40 into ratatui's TestBackend. Prints p50/p99 of single
+//! frames too, since the target (8 ms) is about the tail, which criterion does not report.
+
+use std::time::Instant;
+
+use criterion::{Criterion, criterion_group};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use tandem::backend::{FinishReason, StreamEvent};
+use tandem::config::RouteMode;
+use tandem::router::{RouteDecision, Target};
+use tandem::tui::app::{App, update};
+use tandem::tui::keymap::Keymap;
+use tandem::tui::msg::{Effect, Msg};
+use tandem::tui::theme::Theme;
+use tandem::tui::ui;
+
+/// About 5,000 tokens (~20 KB) of prose, lists and Rust code.
+pub fn long_answer() -> String {
+    let mut s = String::from("# A long answer\n\n");
+    while s.len() < 20_000 {
+        s.push_str("Some prose about the problem, with *emphasis* and `inline code`, long enough to wrap.\n\n");
+        s.push_str("- a point\n- another point\n\n```rust\nfn main() {\n    let v: Vec<u32> = (0..10).map(|x| x * 2).collect();\n    println!(\"{v:?}\");\n}\n```\n\n");
+    }
+    s
+}
+
+pub fn transcript() -> App {
+    let mut a = App::new(
+        Keymap::default(),
+        RouteMode::Auto,
+        "smollm2-135m".into(),
+        ("default".into(), true),
+    );
+    a.size = (120, 40);
+    for i in 0..100 {
+        a.composer.text = format!("question number {i}, asked with a little context");
+        a.composer.cursor = a.composer.text.len();
+        let req = match update(
+            &mut a,
+            Msg::Key(crossterm::event::KeyEvent::from(
+                crossterm::event::KeyCode::Enter,
+            )),
+        )
+        .first()
+        {
+            Some(Effect::Ask { req, .. }) => *req,
+            other => panic!("{other:?}"),
+        };
+        let decision = RouteDecision {
+            target: Target::Local,
+            score: 0.1,
+            threshold: 0.5,
+            reasons: vec![],
+            contributions: vec![],
+            est_cost_usd: 0.0,
+            est_saved_usd: 0.0,
+        };
+        update(
+            &mut a,
+            Msg::Routed {
+                req,
+                conv: 1,
+                title: "bench".into(),
+                turn: None,
+                decision,
+                local_name: "smollm2-135m".into(),
+            },
+        );
+        let text = if i == 99 {
+            long_answer()
+        } else {
+            format!("Answer {i}: a short reply with `code`.")
+        };
+        update(
+            &mut a,
+            Msg::Stream {
+                req,
+                event: StreamEvent::Delta(text),
+            },
+        );
+        update(
+            &mut a,
+            Msg::Stream {
+                req,
+                event: StreamEvent::Done(FinishReason::Stop),
+            },
+        );
+        update(&mut a, Msg::StreamEnded { req });
+    }
+    a
+}
+
+fn frames(c: &mut Criterion) {
+    let app = transcript();
+    let theme = Theme::builtin();
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let mut times: Vec<f64> = (0..500)
+        .map(|_| {
+            let t = Instant::now();
+            term.draw(|f| ui::draw(f, &app, &theme)).unwrap();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!(
+        "frame ms over 500: p50 {:.3} p99 {:.3} max {:.3}",
+        times[250], times[495], times[499]
+    );
+    c.bench_function("draw 200 messages at 120x40", |b| {
+        b.iter(|| {
+            term.draw(|f| ui::draw(f, &app, &theme)).unwrap();
+        })
+    });
+    c.bench_function("render the 5,000-token answer's markdown", |b| {
+        let text = long_answer();
+        b.iter(|| tandem::tui::markdown::render(&text, true))
+    });
+}
+
+criterion_group!(benches, frames);
+
+fn main() {
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+}

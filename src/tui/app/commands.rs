@@ -1,0 +1,224 @@
+//! Sending the composer: a prompt starts an answer; a `/command` is parsed once into `Command`
+//! and applied here. Pure, like the rest of `app`.
+
+use crate::chat::Role;
+use crate::config::RouteMode;
+use crate::tui::msg::{Effect, RouteRequest};
+
+use super::{App, Composer, Entry, Overlay, Running, other};
+
+/// A slash command, parsed from the composer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Route(RouteMode),
+    Private,
+    Why,
+    Retry,
+    Model,
+    Theme(Option<String>),
+    New,
+    Rename(String),
+    Delete,
+    Help,
+}
+
+impl Command {
+    pub fn parse(line: &str) -> Result<Command, String> {
+        let line = line.trim().trim_start_matches('/');
+        let (name, arg) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let arg = arg.trim();
+        Ok(match name {
+            "local" => Command::Route(RouteMode::Local),
+            "cloud" => Command::Route(RouteMode::Cloud),
+            "auto" => Command::Route(RouteMode::Auto),
+            "private" => Command::Private,
+            "why" => Command::Why,
+            "retry" => Command::Retry,
+            "model" => Command::Model,
+            "theme" => Command::Theme(Some(arg.to_string()).filter(|a| !a.is_empty())),
+            "new" => Command::New,
+            "rename" if !arg.is_empty() => Command::Rename(arg.to_string()),
+            "rename" => return Err("/rename needs a title: /rename My title".into()),
+            "delete" => Command::Delete,
+            "help" => Command::Help,
+            other => {
+                return Err(format!("unknown command /{other}; try /help for the list"));
+            }
+        })
+    }
+}
+
+pub(super) fn send(app: &mut App) -> Vec<Effect> {
+    let text = app.composer.text.trim().to_string();
+    if text.is_empty() {
+        return vec![];
+    }
+    if text.starts_with('/') && !text.starts_with("//") {
+        app.composer = Composer::default();
+        return match Command::parse(&text) {
+            Ok(c) => command(app, c),
+            Err(e) => {
+                app.notice = Some(e);
+                vec![]
+            }
+        };
+    }
+    if app.running.is_some() {
+        app.notice = Some("an answer is running; Esc stops it".into());
+        return vec![];
+    }
+    app.composer = Composer::default();
+    let history = app.history();
+    app.entries
+        .push(Entry::new(Role::User, text.clone(), app.dark));
+    start(
+        app,
+        text,
+        history,
+        RouteRequest::Mode(app.mode),
+        true,
+        false,
+    )
+}
+
+fn start(
+    app: &mut App,
+    prompt: String,
+    history: Vec<crate::chat::Message>,
+    route: RouteRequest,
+    store_prompt: bool,
+    seam: bool,
+) -> Vec<Effect> {
+    let req = app.alloc_req();
+    let mut answer = Entry::new(Role::Assistant, String::new(), app.dark);
+    answer.seam = seam;
+    app.entries.push(answer);
+    app.scroll = 0;
+    app.running = Some(Running {
+        req,
+        turn: None,
+        decision: None,
+        provider: String::new(),
+        model: String::new(),
+        usage: Default::default(),
+        finish: None,
+        cancelled: false,
+        last_save_ms: app.now_ms,
+        saved_len: 0,
+    });
+    vec![Effect::Ask {
+        req,
+        conv: app.current,
+        prompt,
+        history,
+        route,
+        private: app.private,
+        store_prompt,
+    }]
+}
+
+fn command(app: &mut App, c: Command) -> Vec<Effect> {
+    let busy = app.running.is_some();
+    match c {
+        Command::Route(m) => {
+            app.mode = m;
+            app.notice = Some(format!("route: {}", m.as_str()));
+        }
+        Command::Private => {
+            app.private = !app.private;
+            app.notice = Some(if app.private {
+                "private: this chat stays on this machine".into()
+            } else {
+                "private: off".into()
+            });
+        }
+        Command::Why => match app.last_decision {
+            Some(_) => app.overlay = Some(Overlay::Why),
+            None => app.notice = Some("nothing routed yet in this chat".into()),
+        },
+        Command::Help => app.overlay = Some(Overlay::Help),
+        Command::Model => {
+            let clouds: Vec<&str> = app
+                .prices
+                .cloud
+                .iter()
+                .map(|(_, m, ..)| m.as_str())
+                .collect();
+            app.notice = Some(format!(
+                "local: {} ({:?}) · cloud: {}",
+                app.local_name,
+                app.local,
+                if clouds.is_empty() {
+                    "none configured".into()
+                } else {
+                    clouds.join(", ")
+                }
+            ));
+        }
+        Command::Theme(Some(name)) => return vec![Effect::LoadTheme(name)],
+        Command::Theme(None) => {
+            // Without a name, step to the next theme: quick to preview them all.
+            let i = app
+                .themes
+                .iter()
+                .position(|t| *t == app.theme_name)
+                .map(|i| i + 1)
+                .unwrap_or(0);
+            if let Some(next) = app.themes.get(i % app.themes.len().max(1)) {
+                return vec![Effect::LoadTheme(next.clone())];
+            }
+        }
+        _ if busy => app.notice = Some("an answer is running; Esc stops it".into()),
+        Command::New => {
+            app.new_chat();
+            app.notice = Some("new chat".into());
+        }
+        Command::Rename(title) => match app.current {
+            Some(conv) => {
+                app.title = title.clone();
+                return vec![Effect::Rename { conv, title }, Effect::RefreshConversations];
+            }
+            None => app.notice = Some("nothing to rename yet: send a prompt first".into()),
+        },
+        Command::Delete => match app.current {
+            Some(conv) => {
+                app.new_chat();
+                app.notice = Some("conversation deleted".into());
+                return vec![Effect::Delete(conv), Effect::RefreshConversations];
+            }
+            None => app.notice = Some("nothing to delete".into()),
+        },
+        Command::Retry => return retry(app),
+    }
+    vec![]
+}
+
+/// Re-runs the last prompt on the other tier, keeping the first answer above a seam.
+fn retry(app: &mut App) -> Vec<Effect> {
+    let Some(user_at) = app.entries.iter().rposition(|e| e.role == Role::User) else {
+        app.notice = Some("nothing to retry yet".into());
+        return vec![];
+    };
+    let tier = app.entries[user_at..]
+        .iter()
+        .rev()
+        .find_map(|e| e.badge.as_ref().map(|b| b.target));
+    let Some(tier) = tier else {
+        app.notice = Some("the last prompt has no answer to retry".into());
+        return vec![];
+    };
+    let prompt = app.entries[user_at].text.clone();
+    let history = app.entries[..user_at]
+        .iter()
+        .filter(|e| !e.text.is_empty())
+        .map(|e| crate::chat::Message::new(e.role, e.text.clone()))
+        .collect();
+    start(
+        app,
+        prompt,
+        history,
+        RouteRequest::Force(other(tier)),
+        false,
+        true,
+    )
+}
