@@ -362,8 +362,7 @@ fn canned_cloud(answer: &'static str) -> u16 {
 fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
     let sb = Sandbox::new();
     let port = canned_cloud("The capital of France is Paris.");
-    // Greedy decoding without a repetition penalty makes this 135M model loop ("la femme, la
-    // femme, ..."), and a threshold just above the prompt's score makes it a close call.
+    // Greedy decoding without a repetition penalty makes this 135M model loop, and a threshold just above the prompt's score makes it a close call.
     sb.write_config(&format!(
         "[local]\ntemperature = 0.0\nrepeat_penalty = 1.0\nmax_tokens = 120\n\
          [router]\nthreshold = 0.2\n\
@@ -384,12 +383,9 @@ fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
     assert_eq!(v["route"]["target"], "cloud", "{v}");
     assert_eq!(v["answer"], "The capital of France is Paris.");
     assert_eq!(v["escalation"]["reason"], "repetition_loop", "{v}");
-    assert!(
-        v["escalation"]["local_answer"]
-            .as_str()
-            .unwrap()
-            .contains("la femme")
-    );
+    // Whatever the loop says (it differs between Q4_1 and the Q8_0 copy), it is kept.
+    let local = v["escalation"]["local_answer"].as_str().unwrap();
+    assert!(local.len() > 40, "{local}");
     // Both answers are kept, the local one first.
     let store = Store::open(&sb.history_db()).unwrap();
     let turns = store.turns(v["conversation_id"].as_i64().unwrap()).unwrap();
