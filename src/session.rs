@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::chat::{Message, Role, Usage};
 
 mod migrations;
+mod reads;
 
 pub type ConversationId = i64;
 pub type TurnId = i64;
@@ -344,61 +345,6 @@ impl Store {
             .collect())
     }
 
-    pub fn list(&self, limit: usize) -> Result<Vec<Summary>, SessionError> {
-        let sql = format!(
-            "SELECT c.id, c.title, c.created_at, c.updated_at, c.pin, c.private,
-                    (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id),
-                    (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id AND t.target = 'local'),
-                    (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id AND t.target = 'cloud')
-             FROM conversations c ORDER BY c.updated_at DESC, c.id DESC LIMIT {limit}"
-        );
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map([], |r| {
-            Ok(Summary {
-                conversation: conv_row(r)?,
-                turns: r.get::<_, i64>(6)? as usize,
-                local_answers: r.get::<_, i64>(7)? as usize,
-                cloud_answers: r.get::<_, i64>(8)? as usize,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Full-text search over every turn (FTS5); the query is matched as plain words.
-    pub fn search(&self, text: &str, limit: usize) -> Result<Vec<SearchHit>, SessionError> {
-        let query: String = text
-            .split_whitespace()
-            .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" ");
-        if query.is_empty() {
-            return Ok(vec![]);
-        }
-        let mut st = self.conn.prepare(
-            "SELECT t.conversation_id, c.title, t.id, snippet(turns_fts, 0, '[', ']', '…', 12)
-             FROM turns_fts JOIN turns t ON t.id = turns_fts.rowid JOIN conversations c ON c.id = t.conversation_id
-             WHERE turns_fts MATCH ?1 ORDER BY rank LIMIT ?2",
-        )?;
-        let rows = st.query_map(params![query, limit as i64], |r| {
-            Ok(SearchHit {
-                conversation_id: r.get(0)?,
-                title: r.get(1)?,
-                turn_id: r.get(2)?,
-                snippet: r.get(3)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Cloud spend since a Unix time, for the budget rule.
-    pub fn spent_since(&self, since: i64) -> Result<f64, SessionError> {
-        Ok(self.conn.query_row(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM turns WHERE created_at >= ?1",
-            [since],
-            |r| r.get(0),
-        )?)
-    }
-
     pub fn integrity_check(&self) -> Result<String, SessionError> {
         Ok(self
             .conn
@@ -409,7 +355,7 @@ impl Store {
 const CONV_SELECT: &str =
     "SELECT id, title, created_at, updated_at, pin, private FROM conversations";
 
-fn conv_row(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
+pub(crate) fn conv_row(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
     Ok(Conversation {
         id: r.get(0)?,
         title: r.get(1)?,
