@@ -8,7 +8,10 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::{Path, PathBuf};
 
+mod cursor;
 mod types;
+
+use cursor::Cursor;
 
 use types::scalar_size;
 pub use types::{GgmlType, MetaValue, file_type_name};
@@ -100,13 +103,6 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
         path,
     };
     r.header()
-}
-
-struct Cursor<'p, R> {
-    inner: R,
-    pos: u64,
-    size: u64,
-    path: &'p Path,
 }
 
 impl<R: Read + Seek> Cursor<'_, R> {
@@ -307,110 +303,6 @@ impl<R: Read + Seek> Cursor<'_, R> {
             other => return Err(self.corrupt(format!("{key:?} has unknown value type {other}"))),
         };
         Ok(Some(v))
-    }
-
-    /// A length-prefixed string; `None` when it was longer than `MAX_KEPT_STRING` and skipped.
-    fn string(&mut self, what: &str) -> Result<Option<String>, GgufError> {
-        let n = self.u64(what)?;
-        if n > self.remaining() {
-            return Err(self.truncated(what));
-        }
-        if n > MAX_KEPT_STRING {
-            self.skip(n, what)?;
-            return Ok(None);
-        }
-        let mut buf = vec![0u8; n as usize];
-        self.exact(&mut buf, what)?;
-        Ok(Some(String::from_utf8_lossy(&buf).into_owned()))
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
-        Ok(u32::from_le_bytes(self.array(what)?))
-    }
-
-    fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
-        Ok(u64::from_le_bytes(self.array(what)?))
-    }
-
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], GgufError> {
-        let mut b = [0u8; N];
-        self.exact(&mut b, what)?;
-        Ok(b)
-    }
-
-    fn exact(&mut self, buf: &mut [u8], what: &str) -> Result<(), GgufError> {
-        if buf.len() as u64 > self.remaining() {
-            return Err(self.truncated(what));
-        }
-        self.inner
-            .read_exact(buf)
-            .map_err(|e| self.io_or_truncated(e, what))?;
-        self.pos += buf.len() as u64;
-        Ok(())
-    }
-
-    fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
-        if n > self.remaining() {
-            return Err(self.truncated(what));
-        }
-        // n <= file size, which fits in i64 for any real file.
-        let step = i64::try_from(n).map_err(|_| self.truncated(what))?;
-        self.inner
-            .seek_relative(step)
-            .map_err(|e| self.io_or_truncated(e, what))?;
-        self.pos += n;
-        Ok(())
-    }
-
-    fn read_up_to(&mut self, buf: &mut [u8]) -> Result<usize, GgufError> {
-        let mut got = 0;
-        while got < buf.len() {
-            match self.inner.read(&mut buf[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    return Err(GgufError::Io {
-                        path: self.path.to_path_buf(),
-                        err: e,
-                    });
-                }
-            }
-        }
-        self.pos += got as u64;
-        Ok(got)
-    }
-
-    fn remaining(&self) -> u64 {
-        self.size.saturating_sub(self.pos)
-    }
-
-    fn truncated(&self, what: &str) -> GgufError {
-        GgufError::Truncated {
-            path: self.path.to_path_buf(),
-            what: what.to_string(),
-            at: self.pos,
-            size: self.size,
-        }
-    }
-
-    fn corrupt(&self, what: String) -> GgufError {
-        GgufError::Corrupt {
-            path: self.path.to_path_buf(),
-            what,
-        }
-    }
-
-    fn io_or_truncated(&self, e: std::io::Error, what: &str) -> GgufError {
-        // The file can shrink under us (another process rewriting it): that is truncation too.
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            self.truncated(what)
-        } else {
-            GgufError::Io {
-                path: self.path.to_path_buf(),
-                err: e,
-            }
-        }
     }
 }
 
