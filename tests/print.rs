@@ -135,16 +135,11 @@ fn no_tier_available_exits_3() {
 #[test]
 fn a_failing_model_exits_1() {
     // A server that answers every request with 500: the cloud tier gives up after its retries.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for s in listener.incoming().flatten().take(10) {
-            let mut s = s;
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}");
-        }
-    });
+    let port = serve(
+        10,
+        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+            .to_vec(),
+    );
     let sb = Sandbox::new();
     sb.write_config(&format!("[providers.flaky]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
     let out = sb
@@ -171,18 +166,7 @@ fn broken_pipe_exits_quietly_with_0() {
         "--route",
         "local",
     ]);
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 10];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut first)
-        .unwrap();
+    let mut child = spawn_until_output(c, Stdio::piped(), 10);
     drop(child.stdout.take()); // like `| head -c 10`
     let status = wait_bounded(&mut child, Duration::from_secs(60));
     let mut err = String::new();
@@ -271,12 +255,13 @@ fn start_long_answer(sb: &Sandbox, extra: &[&str]) -> std::process::Child {
         "--route",
         "local",
     ]);
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = [0u8; 1];
+    spawn_until_output(c, Stdio::null(), 1)
+}
+
+/// Spawns `c` and returns once `n` bytes of the answer have reached its stdout.
+fn spawn_until_output(mut c: Command, stderr: Stdio, n: usize) -> std::process::Child {
+    let mut child = c.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+    let mut first = vec![0u8; n];
     child
         .stdout
         .as_mut()
@@ -330,32 +315,34 @@ fn kill_9_mid_stream_leaves_a_sound_database_with_earlier_turns() {
     );
 }
 
-/// A one-answer OpenAI-compatible stream, for when the cloud's words don't matter.
-fn canned_cloud(answer: &'static str) -> u16 {
+/// A loopback HTTP server that answers up to `requests` requests with the same bytes.
+fn serve(requests: usize, response: Vec<u8>) -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
-        for s in listener.incoming().flatten().take(5) {
-            let mut s = s;
+        for mut s in listener.incoming().flatten().take(requests) {
             let mut buf = [0u8; 65536];
             let _ = s.read(&mut buf);
-            let chunk = |delta: &str, finish: &str| {
-                format!(
-                    "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
-                )
-            };
-            let body = chunk(
-                &format!("{{\"role\":\"assistant\",\"content\":\"{answer}\"}}"),
-                "null",
-            ) + &chunk("{}", "\"stop\"")
-                + "data: [DONE]\n\n";
-            let head =
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
-            let _ = s.write_all(head.as_bytes());
-            let _ = s.write_all(body.as_bytes());
+            let _ = s.write_all(&response);
         }
     });
     port
+}
+
+/// A one-answer OpenAI-compatible stream, for when the cloud's words don't matter.
+fn canned_cloud(answer: &str) -> u16 {
+    let chunk = |delta: &str, finish: &str| {
+        format!(
+            "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+        )
+    };
+    let body = chunk(
+        &format!("{{\"role\":\"assistant\",\"content\":\"{answer}\"}}"),
+        "null",
+    ) + &chunk("{}", "\"stop\"")
+        + "data: [DONE]\n\n";
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+    serve(5, format!("{head}{body}").into_bytes())
 }
 
 #[test]
