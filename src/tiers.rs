@@ -9,7 +9,7 @@ use crate::backend::cloud::CloudBackend;
 use crate::backend::local::{Confidence, EngineState, LocalEngine, LocalOptions};
 use crate::backend::{ChatBackend, ChatRequest, EventStream};
 use crate::chat::Message;
-use crate::config::{Config, LocalQuant, RouteMode, Tier};
+use crate::config::{Config, LocalQuant, RouteMode};
 use crate::models::{self, ModelError, PullEvent};
 use crate::router::{
     self, BudgetState, CloudPrice, LocalState, Policy, RouteDecision, RouteInput, Target,
@@ -187,11 +187,7 @@ impl Tiers {
 
     /// A cloud provider is usable: configured, with a key (or a loopback server), circuit not open.
     pub fn cloud_online(&self) -> bool {
-        self.cloud.health().providers.iter().any(|p| {
-            p.tier == Tier::Cloud
-                && p.has_key
-                && !matches!(p.circuit, crate::backend::cloud::CircuitState::Open { .. })
-        })
+        !self.cloud.health().is_offline()
     }
 
     /// The router's decision for `prompt`, given the live state of both tiers.

@@ -167,13 +167,14 @@ pub struct ProviderHealth {
 }
 
 impl CloudHealth {
-    /// True when no cloud-tier provider is configured, or every one has an open circuit. A
-    /// half-open provider counts as online: the next request is its probe.
+    /// True when no cloud-tier provider is usable: none configured, none with a key, or every
+    /// one with an open circuit. A half-open provider counts as online: the next request is its
+    /// probe.
     pub fn is_offline(&self) -> bool {
         !self
             .providers
             .iter()
-            .filter(|p| p.tier == Tier::Cloud)
+            .filter(|p| p.tier == Tier::Cloud && p.has_key)
             .any(|p| !matches!(p.circuit, CircuitState::Open { .. }))
     }
 }
