@@ -45,10 +45,20 @@ pub enum Feature {
     Legal,
     /// Science and economics vocabulary.
     Science,
+    /// Asking to name, define or date something ("is known as", "who wrote"): recall, which
+    /// small models do nearly as well as large ones.
+    Recall,
+    /// Causal connectives (because, therefore, thus): an argument to follow or to judge.
+    Causal,
+    /// Sums of money ("$2,000", "€15"): contracts, prices and accounts to reason about.
+    Money,
+    /// Directional change and comparison (increases, doubled, greater, unchanged): working out
+    /// how one quantity moves another.
+    Change,
 }
 
 impl Feature {
-    pub const ALL: [Feature; 15] = [
+    pub const ALL: [Feature; 19] = [
         Feature::Tokens,
         Feature::Code,
         Feature::Math,
@@ -64,6 +74,10 @@ impl Feature {
         Feature::ProperNouns,
         Feature::Legal,
         Feature::Science,
+        Feature::Recall,
+        Feature::Causal,
+        Feature::Money,
+        Feature::Change,
     ];
     pub const COUNT: usize = Feature::ALL.len();
 
@@ -84,6 +98,10 @@ impl Feature {
             Feature::ProperNouns => "proper_nouns",
             Feature::Legal => "legal",
             Feature::Science => "science",
+            Feature::Recall => "recall",
+            Feature::Causal => "causal",
+            Feature::Money => "money",
+            Feature::Change => "change",
         }
     }
 }
@@ -197,6 +215,10 @@ pub fn features(prompt: &str, conversation: &[Message]) -> Features {
     v[Feature::ProperNouns as usize] = sat(f64::from(s.proper_nouns) / words * 10.0, 1.0);
     v[Feature::Legal as usize] = sat(n(Lex::Legal), 4.0);
     v[Feature::Science as usize] = sat(n(Lex::Science), 3.0);
+    v[Feature::Recall as usize] = sat(n(Lex::Recall), 1.0);
+    v[Feature::Causal as usize] = sat(n(Lex::Causal), 2.0);
+    v[Feature::Money as usize] = sat(f64::from(s.money), 0.5);
+    v[Feature::Change as usize] = sat(n(Lex::Change), 2.0);
 
     Features {
         values: v,
@@ -270,5 +292,33 @@ fn trivial(text: &str) -> f64 {
         0.7
     } else {
         0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prompt, feature, and whether it fires: each new signal on its own kind of prompt, and a
+    /// near miss (a listed word inside a longer one, `$` in LaTeX or a shell path) that must not.
+    #[rustfmt::skip]
+    const CASES: &[(&str, Feature, bool)] = &[
+        ("Who wrote Hamlet?", Feature::Recall, true),
+        ("The tree of life is known as a motif.", Feature::Recall, true),
+        ("Open the terminal and list the unnamed files.", Feature::Recall, false),
+        ("The build failed because the cache was stale.", Feature::Causal, true),
+        ("Sincerely, the thesis committee", Feature::Causal, false),
+        ("The contract price was $2,000, or about €1,850.", Feature::Money, true),
+        ("Typeset $x^2$ and $$\\frac{1}{2}$$ in $HOME/notes.", Feature::Money, false),
+        ("If demand increases, what happens to the price?", Feature::Change, true),
+        ("Put the constants in a lowercase file.", Feature::Change, false),
+    ];
+
+    #[test]
+    fn new_signals_fire_and_near_misses_do_not() {
+        for &(prompt, feature, fires) in CASES {
+            let v = features(prompt, &[]).get(feature);
+            assert_eq!(v > 0.0, fires, "{feature} = {v} for {prompt:?}");
+        }
     }
 }

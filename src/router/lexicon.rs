@@ -21,9 +21,12 @@ pub(crate) enum Lex {
     Creative,
     Legal,
     Science,
+    Recall,
+    Causal,
+    Change,
 }
 
-pub(crate) const LEX_COUNT: usize = 12;
+pub(crate) const LEX_COUNT: usize = 15;
 
 #[rustfmt::skip]
 const FENCE: &[&str] = &[
@@ -106,6 +109,33 @@ const SCIENCE: &[&str] = &[
     "aggregate", "tax", "price", "cost", "revenue", "profit", "unemployment",
 ];
 
+/// Asking to name, define or date something: recall, which small models do nearly as well.
+#[rustfmt::skip]
+const RECALL: &[&str] = &[
+    "is called", "are called", "known as", "is known as", "are known as", "refers to", "refer to",
+    "is referred to", "defined as", "is defined as", "definition of", "the term", "term for", "is termed",
+    "best describes", "best defines", "example of", "is an example of", "the name of", "named", "who was",
+    "who is", "who wrote", "which country", "what year", "in what year", "when did", "where is", "founded",
+    "invented", "discovered", "associated with", "is associated with", "characterized by",
+    "is characterized by", "is considered", "capital of",
+];
+
+/// Connectives that carry an argument: the text, or its answer options, reason from cause to
+/// effect.
+#[rustfmt::skip]
+const CAUSAL: &[&str] = &[
+    "because", "since", "therefore", "thus", "hence", "consequently",
+];
+
+/// How one quantity moves another: "what happens if X increases", "which is greater".
+#[rustfmt::skip]
+const CHANGE: &[&str] = &[
+    "increase", "increases", "increased", "increasing", "decrease", "decreases", "decreased", "decreasing",
+    "rise", "rises", "rising", "fall", "falls", "falling", "shift", "shifts", "shifted", "double", "doubles",
+    "doubled", "halve", "halves", "halved", "triple", "tripled", "higher", "lower", "greater", "smaller",
+    "larger", "what happens", "would happen", "remain the same", "remains the same", "unchanged", "constant",
+];
+
 fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
     [
         (Lex::Fence, FENCE),
@@ -120,6 +150,9 @@ fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
         (Lex::Creative, CREATIVE),
         (Lex::Legal, LEGAL),
         (Lex::Science, SCIENCE),
+        (Lex::Recall, RECALL),
+        (Lex::Causal, CAUSAL),
+        (Lex::Change, CHANGE),
     ]
 }
 

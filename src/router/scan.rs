@@ -12,6 +12,8 @@ pub(crate) struct Scan {
     pub(crate) math_symbols: u32,
     pub(crate) code_symbols: u32,
     pub(crate) list_lines: u32,
+    /// Currency amounts: a `$`, `£`, `€` or `¥` right before a digit.
+    pub(crate) money: u32,
     pub(crate) asks_many_words: bool,
 }
 
@@ -26,6 +28,7 @@ impl Scan {
         self.math_symbols += o.math_symbols;
         self.code_symbols += o.code_symbols;
         self.list_lines += o.list_lines;
+        self.money += o.money;
         self.asks_many_words |= o.asks_many_words;
     }
 }
@@ -51,6 +54,9 @@ pub(crate) fn scan(text: &str) -> Scan {
             }
             if is_math_char(c) {
                 s.math_symbols += 1;
+            }
+            if matches!(c, '£' | '€' | '¥') && starts_number(bytes, i + c.len_utf8()) {
+                s.money += 1;
             }
             if in_number {
                 last_number = number_value;
@@ -114,12 +120,19 @@ pub(crate) fn scan(text: &str) -> Scan {
         match b {
             b'=' | b'+' | b'*' | b'/' | b'^' | b'<' | b'>' | b'|' => s.math_symbols += 1,
             b'{' | b'}' | b';' => s.code_symbols += 1,
+            b'$' if starts_number(bytes, i + 1) => s.money += 1,
             _ => {}
         }
         i += 1;
     }
     s.list_lines = text.lines().filter(|l| is_list_item(l)).count() as u32;
     s
+}
+
+/// A digit right at `i`, as in "$5" or "€12". LaTeX such as `$2x$` also counts; it is rare
+/// enough next to prices not to matter.
+fn starts_number(bytes: &[u8], i: usize) -> bool {
+    bytes.get(i).is_some_and(u8::is_ascii_digit)
 }
 
 fn is_math_char(c: char) -> bool {
