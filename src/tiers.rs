@@ -145,6 +145,20 @@ impl Tiers {
         }
     }
 
+    /// Drops the running engine ahead of loading `next` in its place, so only one model is in
+    /// memory; until the new one is adopted the local tier reads as downloading.
+    pub fn stop_local(&mut self, next: &str) {
+        self.local = Local::Pulling;
+        self.local_name = next.to_string();
+    }
+
+    /// Takes the local tier `other` started, keeping this one's cloud state (breakers and all).
+    pub fn adopt_local(&mut self, other: Tiers) {
+        self.local = other.local;
+        self.local_name = other.local_name;
+        self.local_context = other.local_context;
+    }
+
     pub fn local_engine(&self) -> Option<&LocalEngine> {
         match &self.local {
             Local::Engine(e) => Some(e),

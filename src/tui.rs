@@ -2,6 +2,7 @@
 //! machine is `app`, drawing is `ui`, the event loop and effects are `driver`.
 
 pub mod app;
+mod background;
 mod driver;
 mod effects;
 pub mod keymap;

@@ -2,7 +2,7 @@
 //! stdin, --continue across processes, Ctrl-C and kill -9 mid-answer. Local answers come
 //! from the real model (TANDEM_MODELS_DIR, filled by scripts/test).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -135,7 +135,7 @@ fn no_tier_available_exits_3() {
 #[test]
 fn a_failing_model_exits_1() {
     // A server that answers every request with 500: the cloud tier gives up after its retries.
-    let port = serve(
+    let port = common::serve(
         10,
         b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
             .to_vec(),
@@ -315,40 +315,10 @@ fn kill_9_mid_stream_leaves_a_sound_database_with_earlier_turns() {
     );
 }
 
-/// A loopback HTTP server that answers up to `requests` requests with the same bytes.
-fn serve(requests: usize, response: Vec<u8>) -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for mut s in listener.incoming().flatten().take(requests) {
-            let mut buf = [0u8; 65536];
-            let _ = s.read(&mut buf);
-            let _ = s.write_all(&response);
-        }
-    });
-    port
-}
-
-/// A one-answer OpenAI-compatible stream, for when the cloud's words don't matter.
-fn canned_cloud(answer: &str) -> u16 {
-    let chunk = |delta: &str, finish: &str| {
-        format!(
-            "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
-        )
-    };
-    let body = chunk(
-        &format!("{{\"role\":\"assistant\",\"content\":\"{answer}\"}}"),
-        "null",
-    ) + &chunk("{}", "\"stop\"")
-        + "data: [DONE]\n\n";
-    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
-    serve(5, format!("{head}{body}").into_bytes())
-}
-
 #[test]
 fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
     let sb = Sandbox::new();
-    let port = canned_cloud("The capital of France is Paris.");
+    let port = common::canned_cloud("The capital of France is Paris.");
     // Greedy decoding without a repetition penalty makes this 135M model loop, and a threshold just above the prompt's score makes it a close call.
     sb.write_config(&format!(
         "[local]\ntemperature = 0.0\nrepeat_penalty = 1.0\nmax_tokens = 120\n\

@@ -64,7 +64,8 @@ fn new_rename_delete_commands() {
         ]
     );
     assert_eq!(a.title, "My chat");
-    let fx = send(&mut a, "/delete");
+    assert!(send(&mut a, "/delete").is_empty(), "deleting waits for a y");
+    let fx = update(&mut a, key(KeyCode::Char('y')));
     assert_eq!(fx, vec![Effect::Delete(7), Effect::RefreshConversations]);
     assert!(a.entries.is_empty());
     answer(&mut a, "again", Target::Local, "ok", FinishReason::Stop);
@@ -97,7 +98,7 @@ fn retry_asks_the_other_tier_and_keeps_both_answers() {
         matches!(&fx[..], [Effect::Ask { prompt, route: RouteRequest::Force(Target::Cloud), store_prompt: false, conv: Some(7), history, .. }] if prompt == "hi" && history.is_empty())
     );
     assert_eq!(a.entries.len(), 3);
-    assert!(a.entries[2].seam);
+    assert_eq!(a.entries[2].seam, Some(Seam::Retry));
     assert_eq!(a.entries[1].text, "first");
 }
 
@@ -137,6 +138,66 @@ fn the_sidebar_filters_by_typing_and_opens_with_enter() {
     );
 }
 
+fn keymap(pairs: &[(&str, &str)]) -> Keymap {
+    let keys = pairs
+        .iter()
+        .map(|(a, k)| (a.to_string(), k.to_string()))
+        .collect();
+    Keymap::from_config(&keys).unwrap()
+}
+
+#[test]
+fn a_plain_letter_override_stays_in_the_transcript() {
+    let km = keymap(&[("top", "t")]);
+    assert!(
+        km.describe().contains(&("t".into(), Action::Top)),
+        "help shows the new key: {:?}",
+        km.describe()
+    );
+    let mut a = App::new(km, RouteMode::Auto, "m".into(), ("default".into(), true));
+    let long: String = (0..200).map(|i| format!("line {i}\n\n")).collect();
+    answer(&mut a, "hi", Target::Local, &long, FinishReason::Stop);
+    // In the composer `t` is a letter.
+    typed(&mut a, "at");
+    assert_eq!(a.composer.text, "at");
+    assert_eq!(a.scroll, 0);
+    // In the transcript it jumps to the top; the old `g` does nothing any more.
+    a.focus = Focus::Transcript;
+    update(&mut a, key(KeyCode::Char('g')));
+    assert_eq!(a.scroll, 0);
+    update(&mut a, key(KeyCode::Char('t')));
+    assert!(a.scroll > 0);
+    assert_eq!(a.composer.text, "at");
+}
+
+#[test]
+fn transcript_actions_keep_their_scope_and_global_ones_theirs() {
+    // A chord for a transcript-only action stays a transcript key.
+    let km = keymap(&[("bottom", "ctrl-g"), ("new_chat", "ctrl-t"), ("help", "?")]);
+    let ev = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL);
+    assert_eq!(km.action(Focus::Transcript, &ev('g')), Some(Action::Bottom));
+    assert_eq!(km.action(Focus::Composer, &ev('g')), None);
+    // A global action rebound to a chord stays global.
+    assert_eq!(km.action(Focus::Composer, &ev('t')), Some(Action::NewChat));
+    assert_eq!(
+        km.action(Focus::Transcript, &ev('t')),
+        Some(Action::NewChat)
+    );
+    assert_eq!(km.action(Focus::Composer, &ev('n')), None);
+    // A global action rebound to a letter: F1 is gone, `?` only works where it is not text.
+    let q = KeyEvent::new(KeyCode::Char('?'), KeyModifiers::NONE);
+    assert_eq!(km.action(Focus::Transcript, &q), Some(Action::Help));
+    assert_eq!(km.action(Focus::Composer, &q), None);
+    let describe = km.describe();
+    for (keys, action) in [
+        ("Ctrl-G", Action::Bottom),
+        ("Ctrl-T", Action::NewChat),
+        ("?", Action::Help),
+    ] {
+        assert!(describe.contains(&(keys.into(), action)), "{describe:?}");
+    }
+}
+
 #[test]
 fn keymap_overrides_replace_defaults() {
     let mut keys = std::collections::BTreeMap::new();
@@ -152,4 +213,163 @@ fn keymap_overrides_replace_defaults() {
     ));
     keys.insert("nope".into(), "ctrl-x".into());
     assert!(Keymap::from_config(&keys).is_err());
+}
+
+#[test]
+fn delete_asks_first_and_only_y_deletes() {
+    let mut a = app();
+    answer(&mut a, "hi", Target::Local, "ok", FinishReason::Stop);
+    assert!(send(&mut a, "/delete").is_empty());
+    assert_eq!(a.overlay, Some(Overlay::ConfirmDelete(7)));
+    // Any other key keeps the chat, and is not typed.
+    assert!(update(&mut a, key(KeyCode::Char('n'))).is_empty());
+    assert_eq!(a.overlay, None);
+    assert_eq!(a.notice.as_deref(), Some("kept “hi”"));
+    assert_eq!((a.current, a.entries.len()), (Some(7), 2));
+    assert_eq!(a.composer.text, "");
+    send(&mut a, "/delete");
+    assert!(update(&mut a, key(KeyCode::Esc)).is_empty());
+    assert_eq!(a.current, Some(7));
+    // Ctrl-Y is not a yes.
+    send(&mut a, "/delete");
+    assert!(update(&mut a, ctrl('y')).is_empty());
+    assert_eq!(a.current, Some(7));
+
+    send(&mut a, "/delete");
+    assert_eq!(
+        update(&mut a, key(KeyCode::Char('y'))),
+        vec![Effect::Delete(7), Effect::RefreshConversations]
+    );
+    assert_eq!(a.notice.as_deref(), Some("deleted “hi”"));
+    assert!(a.entries.is_empty() && a.current.is_none());
+    assert!(send(&mut a, "/delete").is_empty());
+    assert_eq!(a.overlay, None, "nothing to delete in a new chat");
+}
+
+fn with_models() -> App {
+    let mut a = app();
+    a.prices.cloud = vec![
+        ("openai".into(), "gpt-4o-mini".into(), 0.15, 0.60),
+        ("openai".into(), "gpt-4o".into(), 2.5, 10.0),
+        ("azure".into(), "gpt-4o".into(), 2.5, 10.0),
+    ];
+    a.local_models = vec![
+        LocalModel {
+            name: "smollm2-135m".into(),
+            installed: true,
+        },
+        LocalModel {
+            name: "qwen2.5-0.5b".into(),
+            installed: false,
+        },
+    ];
+    a
+}
+
+fn ask_model(fx: &[Effect]) -> Option<String> {
+    match fx {
+        [Effect::Ask { cloud_model, .. }] => cloud_model.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn model_without_a_name_lists_the_models() {
+    let mut a = with_models();
+    assert!(send(&mut a, "/model").is_empty());
+    assert_eq!(a.overlay, Some(Overlay::Models));
+}
+
+#[test]
+fn model_picks_a_cloud_model_for_this_chat_like_the_cloud_tier_reads_names() {
+    let mut a = with_models();
+    let fx = send(&mut a, "before");
+    assert_eq!(ask_model(&fx), None);
+    update(&mut a, Msg::StreamEnded { req: req_of(&fx) });
+
+    // A bare name is the first provider listing it; provider/name picks the provider.
+    assert!(send(&mut a, "/model gpt-4o").is_empty());
+    assert_eq!(a.cloud_model, Some(("openai".into(), "gpt-4o".into())));
+    assert_eq!(
+        a.notice.as_deref(),
+        Some("cloud model: openai/gpt-4o (when routed to the cloud)")
+    );
+    send(&mut a, "/model azure/gpt-4o");
+    assert_eq!(a.cloud_model, Some(("azure".into(), "gpt-4o".into())));
+
+    let fx = send(&mut a, "hello");
+    assert_eq!(ask_model(&fx).as_deref(), Some("azure/gpt-4o"));
+    // The badge names the pick as soon as the answer is routed to the cloud.
+    update(
+        &mut a,
+        Msg::Routed {
+            req: req_of(&fx),
+            conv: 7,
+            title: "before".into(),
+            turn: Some(71),
+            decision: decision(Target::Cloud),
+            local_name: "smollm2-135m".into(),
+        },
+    );
+    assert_eq!(
+        a.entries.last().unwrap().badge.as_ref().unwrap().model,
+        "gpt-4o"
+    );
+    update(&mut a, Msg::StreamEnded { req: req_of(&fx) });
+
+    // The pick belongs to the chat.
+    update(&mut a, ctrl('n'));
+    assert_eq!(a.cloud_model, None);
+    assert_eq!(ask_model(&send(&mut a, "fresh")), None);
+}
+
+#[test]
+fn model_with_an_unknown_name_lists_the_choices_on_one_line() {
+    let mut a = with_models();
+    assert!(send(&mut a, "/model gpt-5").is_empty());
+    let n = a.notice.clone().unwrap();
+    assert!(!n.contains('\n'), "{n}");
+    assert!(n.starts_with("no model “gpt-5”; pick one of: "), "{n}");
+    for name in [
+        "smollm2-135m",
+        "qwen2.5-0.5b",
+        "openai/gpt-4o-mini",
+        "azure/gpt-4o",
+    ] {
+        assert!(n.contains(name), "{name} missing from {n}");
+    }
+    assert_eq!(a.cloud_model, None);
+}
+
+#[test]
+fn model_with_a_local_name_asks_the_driver_to_load_it() {
+    let mut a = with_models();
+    update(&mut a, Msg::Local(LocalEvent::State(LocalState::Ready)));
+    send(&mut a, "/model smollm2-135m");
+    assert!(
+        a.notice
+            .as_deref()
+            .unwrap()
+            .contains("already the local model")
+    );
+    assert_eq!(
+        send(&mut a, "/model qwen2.5-0.5b"),
+        vec![Effect::SwitchLocal("qwen2.5-0.5b".into())]
+    );
+    assert_eq!(a.local_name, "qwen2.5-0.5b");
+    assert_eq!(
+        a.local,
+        LocalState::Loading,
+        "the status bar shows the load"
+    );
+    update(&mut a, Msg::Local(LocalEvent::State(LocalState::Ready)));
+    // Not while an answer runs: the engine it uses would go away.
+    send(&mut a, "x");
+    assert!(send(&mut a, "/model smollm2-135m").is_empty());
+    assert!(
+        a.notice
+            .as_deref()
+            .unwrap()
+            .contains("an answer is running")
+    );
 }

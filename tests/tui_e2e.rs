@@ -1,8 +1,11 @@
 //! End to end in a real terminal: the real binary and the real local model inside a detached
 //! tmux session. Types a prompt, waits for the answer and its badge, cancels a long answer with
-//! Ctrl-C, quits, and checks the terminal came back in cooked mode. Every wait is bounded.
+//! Ctrl-C, quits, and checks the terminal came back in cooked mode; and watches a weak local
+//! answer escalate to a canned cloud stream. Every wait is bounded.
 
-use std::path::PathBuf;
+mod common;
+
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -63,8 +66,9 @@ fn models_dir() -> PathBuf {
         })
 }
 
-#[test]
-fn chat_cancel_quit_in_a_real_terminal() {
+/// A detached 100x30 tmux session running bash with XDG dirs under `t` and the shared model
+/// store, or `None` (after saying why) when tmux or the model is missing.
+fn session(t: &Path, name: &str) -> Option<Tmux> {
     let models = models_dir();
     if !models.join("smollm2-135m.gguf").exists()
         || Command::new("tmux").arg("-V").output().is_err()
@@ -73,12 +77,10 @@ fn chat_cancel_quit_in_a_real_terminal() {
             "skipped: needs tmux and {}/smollm2-135m.gguf",
             models.display()
         );
-        return;
+        return None;
     }
-    let tmp = tempfile::tempdir().unwrap();
-    let t = tmp.path();
     let tmux = Tmux {
-        socket: format!("tandem-e2e-{}", std::process::id()),
+        socket: format!("tandem-{name}-{}", std::process::id()),
     };
     let env = [
         ("XDG_CONFIG_HOME", t.join("config")),
@@ -107,6 +109,15 @@ fn chat_cancel_quit_in_a_real_terminal() {
     args.push("bash --norc --noprofile --noediting".into());
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     tmux.run(&argv);
+    Some(tmux)
+}
+
+#[test]
+fn chat_cancel_quit_in_a_real_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(tmux) = session(tmp.path(), "e2e") else {
+        return;
+    };
     let bin = env!("CARGO_BIN_EXE_tandem");
     tmux.send(&["-l", &format!("{bin} --route local; echo EXITED:$?")]);
     tmux.send(&["Enter"]);
@@ -158,5 +169,65 @@ fn chat_cancel_quit_in_a_real_terminal() {
     assert!(
         !flags.contains(&"-icanon") && !flags.contains(&"-echo"),
         "{s}"
+    );
+}
+
+#[test]
+fn a_weak_local_answer_escalates_in_the_chat_screen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let port = common::canned_cloud("The capital of France is Paris.");
+    // The one-shot escalation test's set-up: greedy decoding without a repetition penalty makes
+    // the 135M model loop, and a threshold just above the prompt's score makes it a close call.
+    let cfg = t.join("config/tandem/config.toml");
+    std::fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[local]\ntemperature = 0.0\nrepeat_penalty = 1.0\nmax_tokens = 120\n\
+             [router]\nthreshold = 0.2\n\
+             [providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\", input_price = 1.0, output_price = 2.0 }}]\n"
+        ),
+    )
+    .unwrap();
+    let Some(tmux) = session(t, "escalate") else {
+        return;
+    };
+    let bin = env!("CARGO_BIN_EXE_tandem");
+    tmux.send(&["-l", &format!("{bin}; echo EXITED:$?")]);
+    tmux.send(&["Enter"]);
+    tmux.wait("the model to load", Duration::from_secs(120), |s| {
+        s.contains("smollm2-135m ready")
+    });
+    tmux.send(&["-l", "What is the capital of France?"]);
+    tmux.send(&["Enter"]);
+    let s = tmux.wait(
+        "the cloud's second answer below the seam",
+        Duration::from_secs(120),
+        |s| s.contains("The capital of France is Paris.") && !s.contains("Esc stops"),
+    );
+    eprintln!("after the escalation:\n{s}");
+    assert!(s.contains("escalated to the cloud"), "{s}");
+    assert!(
+        s.contains("local · smollm2-135m ·"),
+        "the weak answer stays: {s}"
+    );
+    assert!(s.contains("cloud · m ·"), "{s}");
+    tmux.send(&["C-d"]);
+    tmux.wait("tandem to exit", Duration::from_secs(20), |s| {
+        s.contains("EXITED:0")
+    });
+    // Both answers are in the history, the local one first, the prompt stored once.
+    let store = tandem::session::Store::open(&t.join("data/tandem/history.sqlite3")).unwrap();
+    let conv = store.last_conversation().unwrap().expect("a conversation");
+    let targets: Vec<_> = store
+        .turns(conv.id)
+        .unwrap()
+        .iter()
+        .map(|t| t.meta.target.clone())
+        .collect();
+    assert_eq!(
+        targets,
+        vec![None, Some("local".into()), Some("cloud".into())]
     );
 }

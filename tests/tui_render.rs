@@ -1,16 +1,17 @@
 //! Screen snapshots through ratatui's TestBackend at 80x24 and 120x40: the empty start, a
 //! finished answer with code and a table, a stream cut off mid-answer, the offline banner, the
-//! help overlay, and every shipped theme.
+//! help, `/model` and `/delete` overlays, an escalated answer below its seam, and every shipped
+//! theme.
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use tandem::backend::{FinishReason, StreamEvent};
 use tandem::chat::Usage;
 use tandem::config::RouteMode;
-use tandem::router::{LocalState, RouteDecision, Target};
+use tandem::router::{Escalation, EscalationReason, LocalState, RouteDecision, Target};
 use tandem::tui::app::{App, Overlay, update};
 use tandem::tui::keymap::Keymap;
-use tandem::tui::msg::{ConvRow, LocalEvent, Msg};
+use tandem::tui::msg::{ConvRow, Effect, LocalEvent, LocalModel, Msg};
 use tandem::tui::theme::{self, Background};
 use tandem::tui::ui;
 
@@ -230,4 +231,104 @@ fn resize_mid_stream_rewraps() {
     let narrow = screen(&a, "default");
     assert!(narrow.lines().all(|l| l.chars().count() <= 50));
     assert_ne!(wide, narrow);
+}
+
+fn type_line(a: &mut App, line: &str) -> Vec<Effect> {
+    use crossterm::event::{KeyCode, KeyEvent};
+    for c in line.chars() {
+        update(a, Msg::Key(KeyEvent::from(KeyCode::Char(c))));
+    }
+    update(a, Msg::Key(KeyEvent::from(KeyCode::Enter)))
+}
+
+#[test]
+fn model_overlay_and_pick() {
+    let mut a = base(80, 24, "default");
+    a.cloud_configured = true;
+    update(&mut a, Msg::CloudOnline(true));
+    a.prices.cloud = vec![
+        ("openai".into(), "gpt-4o-mini".into(), 0.15, 0.6),
+        ("openai".into(), "gpt-4o".into(), 2.5, 10.0),
+    ];
+    a.local_models = vec![
+        LocalModel {
+            name: "smollm2-135m".into(),
+            installed: true,
+        },
+        LocalModel {
+            name: "qwen2.5-0.5b-instruct".into(),
+            installed: false,
+        },
+    ];
+    type_line(&mut a, "/model");
+    insta::assert_snapshot!("models_80x24", screen(&a, "default"));
+    update(
+        &mut a,
+        Msg::Key(crossterm::event::KeyEvent::from(
+            crossterm::event::KeyCode::Esc,
+        )),
+    );
+    type_line(&mut a, "/model gpt-4o");
+    type_line(&mut a, "/model");
+    // The pick is marked, and the status bar carries it next to the route mode.
+    insta::assert_snapshot!("models_picked_80x24", screen(&a, "default"));
+}
+
+#[test]
+fn delete_confirmation() {
+    let mut a = base(80, 24, "default");
+    converse(&mut a, "show me code", ANSWER, Some(FinishReason::Stop));
+    type_line(&mut a, "/delete");
+    insta::assert_snapshot!("delete_80x24", screen(&a, "default"));
+}
+
+#[test]
+fn escalated_answer_below_its_seam() {
+    for (w, h) in SIZES {
+        let mut a = base(w, h, "default");
+        converse(
+            &mut a,
+            "What is the capital of France?",
+            "The capital of France is the capital of France.",
+            Some(FinishReason::Stop),
+        );
+        let req = a.last_finished.unwrap();
+        let fx = update(
+            &mut a,
+            Msg::Escalate {
+                req,
+                reason: Escalation {
+                    reason: EscalationReason::RepetitionLoop,
+                    message: "the local answer repeats itself (most phrases are repeats)".into(),
+                },
+            },
+        );
+        let Some(Effect::Ask { req, .. }) = fx.first() else {
+            panic!("{fx:?}")
+        };
+        let req = *req;
+        update(
+            &mut a,
+            Msg::Routed {
+                req,
+                conv: 1,
+                title: "What is the capital of France?".into(),
+                turn: Some(3),
+                decision: decision(Target::Cloud),
+                local_name: "smollm2-135m".into(),
+            },
+        );
+        for event in [
+            StreamEvent::Started {
+                provider: "openai".into(),
+                model: "gpt-4o-mini".into(),
+            },
+            StreamEvent::Delta("The capital of France is Paris.".into()),
+            StreamEvent::Done(FinishReason::Stop),
+        ] {
+            update(&mut a, Msg::Stream { req, event });
+        }
+        update(&mut a, Msg::StreamEnded { req });
+        insta::assert_snapshot!(format!("escalated_{w}x{h}"), screen(&a, "default"));
+    }
 }

@@ -151,6 +151,16 @@ impl CloudBackend {
     }
 }
 
+/// Whether `wanted` names this (provider, model): the model's own name or `provider/model`.
+/// The one reading of a cloud model name, shared by failover and the chat screen's `/model`.
+pub fn names_model(provider: &str, model: &str, wanted: &str) -> bool {
+    model == wanted
+        || wanted
+            .strip_prefix(provider)
+            .and_then(|rest| rest.strip_prefix('/'))
+            == Some(model)
+}
+
 /// What the router needs to know about the cloud tier, as of the moment it was read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloudHealth {

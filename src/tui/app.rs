@@ -1,9 +1,11 @@
 //! The chat screen's state and its one entry point, `update(&mut App, Msg) -> Vec<Effect>`.
 //! Pure: no IO, no async, no clock (time arrives as `Msg::Tick`). State and messages here;
-//! keys in `app/keys.rs`, slash commands in `app/commands.rs`, answers in `app/stream.rs`.
+//! keys in `app/keys.rs`, slash commands in `app/commands.rs`, `/model` in `app/model.rs`,
+//! answers and escalation in `app/stream.rs`.
 
 mod commands;
 mod keys;
+mod model;
 mod stream;
 
 pub use keys::act;
@@ -15,7 +17,7 @@ use crate::router::{CloudPrice, LocalState, RouteDecision, Target};
 use crate::session::{ConversationId, TurnId};
 use crate::tui::keymap::{Focus, Keymap};
 use crate::tui::markdown::{self, MdLine};
-use crate::tui::msg::{ConvRow, Effect, LocalEvent, Msg, ReqId};
+use crate::tui::msg::{ConvRow, Effect, LocalEvent, LocalModel, Msg, ReqId};
 
 pub use stream::Badge;
 
@@ -30,8 +32,17 @@ pub struct Entry {
     pub badge: Option<Badge>,
     pub interrupted: bool,
     pub error: Option<String>,
-    /// A `/retry` answer: drawn below a seam that says which tier answered again.
-    pub seam: bool,
+    /// An answer to the same prompt again, drawn below a seam that says why.
+    pub seam: Option<Seam>,
+}
+
+/// Why the same prompt was answered again.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seam {
+    /// `/retry` on the other tier.
+    Retry,
+    /// The judge found the local answer weak; the cloud answered again. Holds the judge's reason.
+    Escalated(String),
 }
 
 impl Entry {
@@ -44,7 +55,7 @@ impl Entry {
             badge: None,
             interrupted: false,
             error: None,
-            seam: false,
+            seam: None,
         }
     }
 }
@@ -64,6 +75,10 @@ fn render(role: Role, text: &str, dark: bool) -> Vec<MdLine> {
 pub enum Overlay {
     Help,
     Why,
+    /// `/model`: the local and cloud models, the ones in use marked.
+    Models,
+    /// `/delete` waits here for `y`; any other key keeps the chat.
+    ConfirmDelete(ConversationId),
 }
 
 /// The multi-line prompt being written; `cursor` is a byte offset on a char boundary.
@@ -116,6 +131,10 @@ pub struct App {
     pub pull_pct: Option<f32>,
     pub local_problem: Option<String>,
     pub local_name: String,
+    /// The local models `/model` can switch to, from the driver.
+    pub local_models: Vec<LocalModel>,
+    /// This chat's `/model` pick among the cloud models: (provider, model). Cleared with the chat.
+    pub cloud_model: Option<(String, String)>,
     pub cloud_configured: bool,
     pub cloud_online: bool,
     pub spent_usd: f64,
@@ -136,6 +155,9 @@ pub struct App {
     pub size: (u16, u16),
     /// Quit was asked while an answer ran: finish saving it, then quit.
     pub quitting: bool,
+    /// The request whose answer ended whole, while nothing has started since: the only answer
+    /// an escalation may follow.
+    pub last_finished: Option<ReqId>,
 }
 
 impl App {
@@ -159,6 +181,8 @@ impl App {
             pull_pct: None,
             local_problem: None,
             local_name,
+            local_models: vec![],
+            cloud_model: None,
             cloud_configured: false,
             cloud_online: false,
             spent_usd: 0.0,
@@ -176,6 +200,7 @@ impl App {
             spinner: 0,
             size: (80, 24),
             quitting: false,
+            last_finished: None,
         }
     }
 
@@ -215,6 +240,8 @@ impl App {
         self.scroll = 0;
         self.private = false;
         self.last_decision = None;
+        self.cloud_model = None;
+        self.last_finished = None;
         self.focus = Focus::Composer;
     }
 
@@ -249,6 +276,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 LocalEvent::State(s) => app.local = s,
                 LocalEvent::Failed(why) => {
                     app.local = LocalState::Failed;
+                    app.notice = Some(format!("local model: {why}"));
                     app.local_problem = Some(why);
                 }
             }
@@ -319,6 +347,11 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
         Msg::Stream { req, event } => stream::event(app, req, event),
         Msg::StreamError { req, error } => stream::error(app, req, error),
         Msg::StreamEnded { req } => stream::ended(app, req),
+        Msg::Escalate { req, reason } => stream::escalate(app, req, reason),
+        Msg::LocalModels(models) => {
+            app.local_models = models;
+            vec![]
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::io::stdout;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
@@ -19,8 +20,9 @@ use crate::router::{CloudPrice, LocalState};
 use crate::session::Store;
 use crate::tiers::Tiers;
 use crate::tui::app::{self, App, Prices};
+use crate::tui::background::{local_models, spawn_local_start};
 use crate::tui::keymap::Keymap;
-use crate::tui::msg::{LocalEvent, Msg};
+use crate::tui::msg::Msg;
 use crate::tui::theme::{self, Background, Theme};
 use crate::tui::ui;
 
@@ -42,6 +44,8 @@ pub(super) struct Driver<'a> {
     pub store: Store,
     pub theme: Theme,
     pub cancel: Option<CancellationToken>,
+    /// Bumped by every local model start, so an overtaken `/model` switch stays quiet.
+    pub local_generation: Arc<AtomicU64>,
     pub quit: bool,
     /// Dropped while `$EDITOR` owns the terminal, so no keys are stolen from it.
     pub events: Option<EventStream>,
@@ -83,6 +87,7 @@ pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<(
     app.now_ms = now_ms();
     app.themes = theme::available(Some(&cfg.paths.themes_dir()));
     app.prices = prices(cfg);
+    app.local_models = local_models(cfg);
     app.cloud_configured = cfg.providers.iter().any(|p| p.tier == Tier::Cloud);
     app.local = LocalState::Loading;
     let tiers = Tiers::new(cfg)?;
@@ -98,7 +103,14 @@ pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<(
         ),
     };
     let tiers = Arc::new(RwLock::new(tiers));
-    spawn_local_start(cfg.clone(), tiers.clone(), tx.clone());
+    let local_generation = Arc::new(AtomicU64::new(0));
+    spawn_local_start(
+        cfg.clone(),
+        tiers.clone(),
+        tx.clone(),
+        local_generation.clone(),
+        false,
+    );
     let mut d = Driver {
         cfg,
         tx,
@@ -106,6 +118,7 @@ pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<(
         store,
         theme,
         cancel: None,
+        local_generation,
         quit: false,
         events: Some(EventStream::new()),
     };
@@ -176,41 +189,4 @@ async fn next(d: &mut Driver<'_>, rx: &mut mpsc::UnboundedReceiver<Msg>, busy: b
 fn quit_key() -> crossterm::event::KeyEvent {
     use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
     KeyEvent::new(KeyCode::Char('d'), KeyModifiers::CONTROL)
-}
-
-/// Pulls (if needed) and loads the local model off the event loop, reporting progress as
-/// `Msg`s. It works on its own `Tiers` and swaps it in when the engine exists, so prompts can
-/// still be routed (to the cloud) while a download runs.
-fn spawn_local_start(cfg: Config, shared: Arc<RwLock<Tiers>>, tx: mpsc::UnboundedSender<Msg>) {
-    tokio::spawn(async move {
-        let Ok(mut t) = Tiers::new(&cfg) else { return };
-        let ptx = tx.clone();
-        t.start_local(&cfg, move |ev| {
-            use crate::models::PullEvent as P;
-            let pct = match ev {
-                P::Downloading(p) | P::Extracting(p) => p
-                    .total
-                    .map(|t| (p.done as f64 * 100.0 / t.max(1) as f64) as f32),
-                P::Trying(_) | P::Resuming(_) | P::WaitingForLock => None,
-                _ => return,
-            };
-            let _ = ptx.send(Msg::Local(LocalEvent::Pulling(pct)));
-        })
-        .await;
-        let report = |t: &Tiers| match t.local_state() {
-            LocalState::Failed => LocalEvent::Failed(t.local_problem().unwrap_or_default()),
-            s => LocalEvent::State(s),
-        };
-        let first = report(&t);
-        if t.local_state() == LocalState::Missing
-            && let Some(why) = t.local_problem()
-        {
-            let _ = tx.send(Msg::Notice(why));
-        }
-        *shared.write().await = t;
-        let _ = tx.send(Msg::Local(first));
-        let guard = shared.read().await;
-        guard.wait_local().await;
-        let _ = tx.send(Msg::Local(report(&guard)));
-    });
 }

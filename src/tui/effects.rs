@@ -1,21 +1,22 @@
 //! Running `Effect`s: route and stream an answer, persist turns, load and manage
-//! conversations, switch themes, copy through OSC 52, and hand the terminal to `$EDITOR`.
-//! Results come back to the app as `Msg`s.
+//! conversations, switch themes and local models, copy through OSC 52, and hand the terminal
+//! to `$EDITOR`. Results come back to the app as `Msg`s.
 
 use std::io::{Write, stdout};
 
-use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::ChatRequest;
+use crate::backend::local::Confidence;
 use crate::chat::{Message, Role};
 use crate::config::RouteMode;
 use crate::router::{BudgetState, Target};
 use crate::session::{self, ConversationId, TurnMeta};
 use crate::tiers::RouteContext;
 use crate::tui::app::App;
+use crate::tui::background::{self, Judge};
 use crate::tui::driver::Driver;
 use crate::tui::msg::{ConvRow, Effect, LoadedTurn, Msg, ReqId, RouteRequest};
 use crate::tui::theme::{self, Background};
@@ -39,9 +40,28 @@ impl Driver<'_> {
                 route,
                 private,
                 store_prompt,
+                cloud_model,
             } => {
-                self.ask(req, conv, prompt, history, route, private, store_prompt)
-                    .await
+                let asked = Asked {
+                    prompt,
+                    history,
+                    route,
+                    private,
+                    store_prompt,
+                    cloud_model,
+                };
+                self.ask(req, conv, asked).await
+            }
+            Effect::SwitchLocal(name) => {
+                let mut cfg = self.cfg.clone();
+                cfg.local.model = name;
+                background::spawn_local_start(
+                    cfg,
+                    self.tiers.clone(),
+                    self.tx.clone(),
+                    self.local_generation.clone(),
+                    true,
+                );
             }
             Effect::Cancel => {
                 if let Some(c) = &self.cancel {
@@ -164,17 +184,15 @@ impl Driver<'_> {
         });
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn ask(
-        &mut self,
-        req: ReqId,
-        conv: Option<ConversationId>,
-        prompt: String,
-        history: Vec<Message>,
-        route: RouteRequest,
-        private: bool,
-        store_prompt: bool,
-    ) {
+    async fn ask(&mut self, req: ReqId, conv: Option<ConversationId>, asked: Asked) {
+        let Asked {
+            prompt,
+            history,
+            route,
+            private,
+            store_prompt,
+            cloud_model,
+        } = asked;
         // The token exists before routing, so Esc works even while the store is written.
         let cancel = CancellationToken::new();
         self.cancel = Some(cancel.clone());
@@ -239,24 +257,24 @@ impl Driver<'_> {
         });
         let mut messages = history;
         messages.push(Message::user(prompt));
-        let mut stream = tiers.stream(decision.target, ChatRequest::new(messages), cancel);
-        let tx = self.tx.clone();
-        // The stream is consumed off the event loop; each event comes back as a Msg.
-        tokio::spawn(async move {
-            while let Some(ev) = stream.next().await {
-                let msg = match ev {
-                    Ok(event) => Msg::Stream { req, event },
-                    Err(e) => Msg::StreamError {
-                        req,
-                        error: e.to_string(),
-                    },
-                };
-                if tx.send(msg).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(Msg::StreamEnded { req });
+        let mut request = ChatRequest::new(messages);
+        // A local answer is watched for escalation, as in one-shot mode.
+        let judge = (decision.target == Target::Local).then(|| Judge {
+            tiers: self.tiers.clone(),
+            decision: decision.clone(),
+            confidence: Confidence::default(),
         });
+        if decision.target == Target::Cloud {
+            request.model = cloud_model;
+        }
+        let stream = tiers.stream_watched(
+            decision.target,
+            request,
+            cancel.clone(),
+            judge.as_ref().map(|j| j.confidence.clone()),
+        );
+        // The stream is consumed off the event loop; each event comes back as a Msg.
+        background::spawn_answer(req, stream, judge, cancel, self.tx.clone());
     }
 
     /// Spend today and this month (UTC), from the history's recorded costs.
@@ -297,6 +315,16 @@ impl Driver<'_> {
         let _ = std::fs::remove_file(&path);
         out
     }
+}
+
+/// An `Effect::Ask` without its ids, as `ask` takes it.
+struct Asked {
+    prompt: String,
+    history: Vec<Message>,
+    route: RouteRequest,
+    private: bool,
+    store_prompt: bool,
+    cloud_model: Option<String>,
 }
 
 fn title(prompt: &str) -> String {

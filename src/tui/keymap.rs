@@ -120,6 +120,14 @@ impl Chord {
         Some(Chord { code, mods })
     }
 
+    /// A key that types a character in the composer: a char without Ctrl or Alt.
+    pub fn is_text(&self) -> bool {
+        matches!(self.code, KeyCode::Char(_))
+            && !self
+                .mods
+                .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+    }
+
     pub fn label(&self) -> String {
         let mut s = String::new();
         for (m, n) in [
@@ -204,8 +212,12 @@ impl Default for Keymap {
 
 impl Keymap {
     /// The defaults with `[keys]` applied: an override replaces every default chord of its action.
+    /// It lands in the transcript scope when it is a plain character (globally it would eat that
+    /// letter while typing) or when the action only had transcript defaults (g/G, j/k stay
+    /// transcript keys whatever they are rebound to); anything else is global.
     pub fn from_config(keys: &BTreeMap<String, String>) -> Result<Keymap, KeymapError> {
         let mut map = Keymap::default();
+        let defaults = Keymap::default();
         for (name, key) in keys {
             let action = Action::parse(name).ok_or_else(|| {
                 let known: Vec<_> = Action::ALL.iter().map(|a| a.name()).collect();
@@ -218,7 +230,13 @@ impl Keymap {
             for list in [&mut map.global, &mut map.transcript] {
                 list.retain(|(c, a)| *a != action && *c != chord);
             }
-            map.global.push((chord, action));
+            let transcript_only = !defaults.global.iter().any(|(_, a)| *a == action)
+                && defaults.transcript.iter().any(|(_, a)| *a == action);
+            if chord.is_text() || transcript_only {
+                map.transcript.push((chord, action));
+            } else {
+                map.global.push((chord, action));
+            }
         }
         Ok(map)
     }

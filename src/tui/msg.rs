@@ -7,7 +7,7 @@ use crossterm::event::KeyEvent;
 use crate::backend::StreamEvent;
 use crate::chat::Message;
 use crate::config::RouteMode;
-use crate::router::{LocalState, RouteDecision, Target};
+use crate::router::{Escalation, LocalState, RouteDecision, Target};
 use crate::session::{ConversationId, TurnId};
 
 /// Identifies one answer request, so late events from a cancelled stream are ignored.
@@ -44,6 +44,13 @@ pub enum LocalEvent {
     Failed(String),
 }
 
+/// A local model the user can switch to, as the driver found it (catalog and `[models]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalModel {
+    pub name: String,
+    pub installed: bool,
+}
+
 #[derive(Debug, Clone)]
 pub enum Msg {
     Key(KeyEvent),
@@ -76,6 +83,14 @@ pub enum Msg {
     StreamEnded {
         req: ReqId,
     },
+    /// The judge found the whole local answer to `req` weak (sent after its `StreamEnded`):
+    /// `update` decides whether the cloud answers again.
+    Escalate {
+        req: ReqId,
+        reason: Escalation,
+    },
+    /// The local models there are to switch to (at start, and after a switch installs one).
+    LocalModels(Vec<LocalModel>),
     ConversationLoaded {
         id: ConversationId,
         title: String,
@@ -93,7 +108,7 @@ pub enum Msg {
 pub enum RouteRequest {
     /// Ask the router with this mode.
     Mode(RouteMode),
-    /// `/retry`: this tier, whatever the router would say.
+    /// `/retry` or an escalation: this tier, whatever the router would say.
     Force(Target),
 }
 
@@ -109,7 +124,12 @@ pub enum Effect {
         private: bool,
         /// A retry answers the stored prompt again, so the prompt is not stored twice.
         store_prompt: bool,
+        /// The chat's `/model` pick ("provider/model"), tried first if the answer goes to the
+        /// cloud; `None` keeps the configured order.
+        cloud_model: Option<String>,
     },
+    /// `/model NAME` for a local model: load it in place of the running one (all chats).
+    SwitchLocal(String),
     /// Cancel the running stream's token; its partial answer is kept.
     Cancel,
     SavePartial {

@@ -2,6 +2,7 @@
 //! developer's own config, history, models or keyring.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 pub struct Sandbox {
@@ -95,4 +96,34 @@ pub fn local_model() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// A loopback HTTP server that answers up to `requests` requests with the same bytes.
+pub fn serve(requests: usize, response: Vec<u8>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten().take(requests) {
+            let mut buf = [0u8; 65536];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(&response);
+        }
+    });
+    port
+}
+
+/// A one-answer OpenAI-compatible stream, for when the cloud's words don't matter.
+pub fn canned_cloud(answer: &str) -> u16 {
+    let chunk = |delta: &str, finish: &str| {
+        format!(
+            "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+        )
+    };
+    let body = chunk(
+        &format!("{{\"role\":\"assistant\",\"content\":\"{answer}\"}}"),
+        "null",
+    ) + &chunk("{}", "\"stop\"")
+        + "data: [DONE]\n\n";
+    let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+    serve(5, format!("{head}{body}").into_bytes())
 }

@@ -5,10 +5,10 @@ pub use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 pub use tandem::backend::{FinishReason, StreamEvent};
 pub use tandem::chat::{Role, Usage};
 pub use tandem::config::RouteMode;
-pub use tandem::router::{RouteDecision, Target};
-pub use tandem::tui::app::{App, Overlay, update};
-pub use tandem::tui::keymap::{Focus, Keymap};
-pub use tandem::tui::msg::{Effect, Msg, RouteRequest};
+pub use tandem::router::{Escalation, EscalationReason, LocalState, RouteDecision, Target};
+pub use tandem::tui::app::{App, Overlay, Seam, update};
+pub use tandem::tui::keymap::{Action, Focus, Keymap};
+pub use tandem::tui::msg::{Effect, LocalEvent, LocalModel, Msg, RouteRequest};
 
 pub fn app() -> App {
     let mut a = App::new(

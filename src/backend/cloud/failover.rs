@@ -63,8 +63,7 @@ impl Inner {
         let Some(w) = wanted else { return Ok(all) };
         let is_wanted = |i: &usize| {
             let t = &self.targets[*i];
-            t.model.name == w
-                || format!("{}/{}", self.slots[t.slot].provider.name, t.model.name) == w
+            super::names_model(&self.slots[t.slot].provider.name, &t.model.name, w)
         };
         let (mut first, rest): (Vec<usize>, Vec<usize>) = all.into_iter().partition(is_wanted);
         if first.is_empty() {

@@ -3,9 +3,11 @@
 
 use crate::chat::Role;
 use crate::config::RouteMode;
+use crate::router::Target;
+use crate::session::ConversationId;
 use crate::tui::msg::{Effect, RouteRequest};
 
-use super::{App, Composer, Entry, Overlay, Running, other};
+use super::{App, Composer, Entry, Overlay, Running, Seam, model, other};
 
 /// A slash command, parsed from the composer.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,7 +16,8 @@ pub enum Command {
     Private,
     Why,
     Retry,
-    Model,
+    /// `/model` lists the models; `/model NAME` picks one.
+    Model(Option<String>),
     Theme(Option<String>),
     New,
     Rename(String),
@@ -34,7 +37,7 @@ impl Command {
             "private" => Command::Private,
             "why" => Command::Why,
             "retry" => Command::Retry,
-            "model" => Command::Model,
+            "model" => Command::Model(Some(arg.to_string()).filter(|a| !a.is_empty())),
             "theme" => Command::Theme(Some(arg.to_string()).filter(|a| !a.is_empty())),
             "new" => Command::New,
             "rename" if !arg.is_empty() => Command::Rename(arg.to_string()),
@@ -71,14 +74,7 @@ pub(super) fn send(app: &mut App) -> Vec<Effect> {
     let history = app.history();
     app.entries
         .push(Entry::new(Role::User, text.clone(), app.dark));
-    start(
-        app,
-        text,
-        history,
-        RouteRequest::Mode(app.mode),
-        true,
-        false,
-    )
+    start(app, text, history, RouteRequest::Mode(app.mode), true, None)
 }
 
 fn start(
@@ -87,9 +83,10 @@ fn start(
     history: Vec<crate::chat::Message>,
     route: RouteRequest,
     store_prompt: bool,
-    seam: bool,
+    seam: Option<Seam>,
 ) -> Vec<Effect> {
     let req = app.alloc_req();
+    app.last_finished = None;
     let mut answer = Entry::new(Role::Assistant, String::new(), app.dark);
     answer.seam = seam;
     app.entries.push(answer);
@@ -114,6 +111,7 @@ fn start(
         route,
         private: app.private,
         store_prompt,
+        cloud_model: app.cloud_model.as_ref().map(|(p, m)| format!("{p}/{m}")),
     }]
 }
 
@@ -137,24 +135,7 @@ fn command(app: &mut App, c: Command) -> Vec<Effect> {
             None => app.notice = Some("nothing routed yet in this chat".into()),
         },
         Command::Help => app.overlay = Some(Overlay::Help),
-        Command::Model => {
-            let clouds: Vec<&str> = app
-                .prices
-                .cloud
-                .iter()
-                .map(|(_, m, ..)| m.as_str())
-                .collect();
-            app.notice = Some(format!(
-                "local: {} ({:?}) · cloud: {}",
-                app.local_name,
-                app.local,
-                if clouds.is_empty() {
-                    "none configured".into()
-                } else {
-                    clouds.join(", ")
-                }
-            ));
-        }
+        Command::Model(name) => return model::pick(app, name),
         Command::Theme(Some(name)) => return vec![Effect::LoadTheme(name)],
         Command::Theme(None) => {
             // Without a name, step to the next theme: quick to preview them all.
@@ -180,17 +161,32 @@ fn command(app: &mut App, c: Command) -> Vec<Effect> {
             }
             None => app.notice = Some("nothing to rename yet: send a prompt first".into()),
         },
+        // Deleting cannot be undone, so it waits for a `y` (see `confirm_delete`).
         Command::Delete => match app.current {
-            Some(conv) => {
-                app.new_chat();
-                app.notice = Some("conversation deleted".into());
-                return vec![Effect::Delete(conv), Effect::RefreshConversations];
-            }
+            Some(conv) => app.overlay = Some(Overlay::ConfirmDelete(conv)),
             None => app.notice = Some("nothing to delete".into()),
         },
         Command::Retry => return retry(app),
     }
     vec![]
+}
+
+/// The answer to `/delete`'s question: only `yes` deletes; anything else keeps the chat.
+pub(super) fn confirm_delete(app: &mut App, conv: ConversationId, yes: bool) -> Vec<Effect> {
+    if !yes {
+        app.notice = Some(format!("kept “{}”", app.title));
+        return vec![];
+    }
+    // An escalation may have started an answer while the question was open.
+    if app.running.is_some() {
+        app.notice = Some("an answer is running; Esc stops it, then /delete".into());
+        return vec![];
+    }
+    app.notice = Some(format!("deleted “{}”", app.title));
+    if app.current == Some(conv) {
+        app.new_chat();
+    }
+    vec![Effect::Delete(conv), Effect::RefreshConversations]
 }
 
 /// Re-runs the last prompt on the other tier, keeping the first answer above a seam.
@@ -207,6 +203,15 @@ fn retry(app: &mut App) -> Vec<Effect> {
         app.notice = Some("the last prompt has no answer to retry".into());
         return vec![];
     };
+    again(app, other(tier), Seam::Retry)
+}
+
+/// Answers the last prompt again on `tier`, below a seam; the prompt is not stored twice and
+/// the new answer sees the history before the prompt, not the first answer.
+pub(super) fn again(app: &mut App, tier: Target, seam: Seam) -> Vec<Effect> {
+    let Some(user_at) = app.entries.iter().rposition(|e| e.role == Role::User) else {
+        return vec![];
+    };
     let prompt = app.entries[user_at].text.clone();
     let history = app.entries[..user_at]
         .iter()
@@ -217,8 +222,8 @@ fn retry(app: &mut App) -> Vec<Effect> {
         app,
         prompt,
         history,
-        RouteRequest::Force(other(tier)),
+        RouteRequest::Force(tier),
         false,
-        true,
+        Some(seam),
     )
 }

@@ -16,13 +16,20 @@ pub(super) fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         return vec![];
     }
     app.notice = None;
-    if app.overlay.is_some() {
+    if let Some(overlay) = app.overlay {
         let action = app.keymap.action(app.focus, &k);
         if action == Some(Action::Quit) {
             return act(app, Action::Quit);
         }
         // Any key closes an overlay; it never leaks into the composer.
         app.overlay = None;
+        if let Overlay::ConfirmDelete(conv) = overlay {
+            let yes = matches!(k.code, KeyCode::Char('y' | 'Y'))
+                && !k
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT);
+            return commands::confirm_delete(app, conv, yes);
+        }
         return vec![];
     }
     if app.focus == Focus::Sidebar && !k.modifiers.contains(KeyModifiers::CONTROL) {

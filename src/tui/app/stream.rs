@@ -1,13 +1,14 @@
 //! The life of one answer in the app: routed, deltas, usage, errors, cancel, end; its badge,
-//! cost and the effects that persist it. Pure, like the rest of `app`.
+//! cost and the effects that persist it; and the cloud's second answer when the judge escalates.
+//! Pure, like the rest of `app`.
 
 use crate::backend::{FinishReason, StreamEvent};
 use crate::chat::Role;
-use crate::router::{RouteDecision, Target};
+use crate::router::{Escalation, RouteDecision, Target};
 use crate::session::{ConversationId, TurnId, TurnMeta};
 use crate::tui::msg::{Effect, ReqId};
 
-use super::{App, render};
+use super::{App, Seam, commands, render};
 
 /// How an answer was produced: `local · smollm2 · 0.4s · 33 tok/s` or `cloud · gpt-4o-mini · $0.0004`.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,9 +80,14 @@ pub(super) fn routed(
     if let Some(e) = app.entries.last_mut() {
         e.badge = Some(Badge {
             target: decision.target,
+            // The chat's pick shows at once; `Started` then names the model that really answers.
             model: match decision.target {
                 Target::Local => app.local_name.clone(),
-                Target::Cloud => String::new(),
+                Target::Cloud => app
+                    .cloud_model
+                    .as_ref()
+                    .map(|(_, m)| m.clone())
+                    .unwrap_or_default(),
             },
             ttft_ms: 0,
             tokens_per_s: 0.0,
@@ -210,6 +216,7 @@ pub(super) fn ended(app: &mut App, req: ReqId) -> Vec<Effect> {
         }
     }
     e.lines = render(e.role, &e.text, dark);
+    let may_escalate = whole && e.error.is_none();
     if let Some(turn) = r.turn {
         let meta = TurnMeta {
             target: target.map(|t| t.as_str().to_string()),
@@ -231,9 +238,22 @@ pub(super) fn ended(app: &mut App, req: ReqId) -> Vec<Effect> {
         });
     }
     effects.push(Effect::RefreshConversations);
+    app.last_finished = may_escalate.then_some(req);
     app.notice = None;
     if app.quitting {
         effects.push(Effect::Quit);
     }
     effects
+}
+
+/// The judge's verdict on the local answer to `req`: the cloud answers the same prompt again
+/// below a seam that says why, unless something has happened since (a new prompt, a cancel,
+/// a quit, another chat), in which case the verdict is stale and dropped. A chat made private
+/// meanwhile is never sent out: the forced route would override privacy.
+pub(super) fn escalate(app: &mut App, req: ReqId, reason: Escalation) -> Vec<Effect> {
+    if app.running.is_some() || app.quitting || app.private || app.last_finished != Some(req) {
+        return vec![];
+    }
+    app.notice = Some(format!("escalated to the cloud: {}", reason.message));
+    commands::again(app, Target::Cloud, Seam::Escalated(reason.message))
 }

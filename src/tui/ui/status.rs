@@ -1,5 +1,6 @@
-//! The status bar (route mode, online, local model state, spent and saved, key hints) and the
-//! banner line above everything (offline, pull progress). Reads `App`; never changes it.
+//! The status bar (route mode and the chat's cloud model pick, online, local model state, spent
+//! and saved, key hints) and the banner line above everything (offline, pull progress). Reads
+//! `App`; never changes it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -39,10 +40,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         LocalState::Failed | LocalState::Missing => Role::Error,
         _ => Role::Warning,
     };
-    let mut spans = vec![Span::styled(
-        format!(" {}", app.mode.as_str()),
-        st.patch(theme.style(Role::Strong)),
-    )];
+    // The chat's `/model` pick rides along with the route mode: both say where answers go.
+    let mode = match &app.cloud_model {
+        Some((_, m)) => format!(" {} · {m}", app.mode.as_str()),
+        None => format!(" {}", app.mode.as_str()),
+    };
+    let mut spans = vec![Span::styled(mode, st.patch(theme.style(Role::Strong)))];
     if app.private {
         spans.push(Span::styled(
             " private",

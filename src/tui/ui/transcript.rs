@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthChar;
 
 use crate::chat::Role as ChatRole;
 use crate::router::Target;
-use crate::tui::app::{App, Entry};
+use crate::tui::app::{App, Entry, Seam};
 use crate::tui::keymap::Focus;
 use crate::tui::markdown::{self, MdLine, MdSpan};
 use crate::tui::theme::{Role, Theme};
@@ -59,16 +59,23 @@ fn entry_rows(app: &App, i: usize, width: u16) -> Vec<Row> {
         app.running.is_some() && i + 1 == app.entries.len() && e.role == ChatRole::Assistant;
     let mut rows: Vec<Row> = Vec::new();
     let mut header: Vec<MdLine> = Vec::new();
-    if e.seam {
-        let tier = e
-            .badge
-            .as_ref()
-            .map(|b| b.target.as_str())
-            .unwrap_or("the other tier");
-        header.push(MdLine::plain(
-            format!("╌╌ answered again on {tier} ╌╌"),
+    match &e.seam {
+        Some(Seam::Retry) => {
+            let tier = e
+                .badge
+                .as_ref()
+                .map(|b| b.target.as_str())
+                .unwrap_or("the other tier");
+            header.push(MdLine::plain(
+                format!("╌╌ answered again on {tier} ╌╌"),
+                Role::Seam,
+            ));
+        }
+        Some(Seam::Escalated(why)) => header.push(MdLine::plain(
+            format!("╌╌ escalated to the cloud: {why} ╌╌"),
             Role::Seam,
-        ));
+        )),
+        None => {}
     }
     let head = match e.role {
         ChatRole::User => MdLine::plain("you", Role::User),
