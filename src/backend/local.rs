@@ -1,7 +1,7 @@
 //! The local tier: mistralrs running in this process, loaded in the background on its own
 //! thread and runtime, exposed as a `ChatBackend` stream. It never runs on the UI task.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -115,18 +115,18 @@ impl LocalEngine {
     }
 }
 
+/// The directory and file name mistralrs is given. The directory is absolute: mistralrs reads
+/// an empty one (a bare `model.gguf`) as a Hugging Face repo id and tries to download.
+fn dir_and_file(path: &Path) -> Result<(PathBuf, String), String> {
+    let bad = || format!("bad model path {}", path.display());
+    let path = std::path::absolute(path).map_err(|_| bad())?;
+    let file = path.file_name().and_then(|f| f.to_str()).ok_or_else(bad)?;
+    let dir = path.parent().ok_or_else(bad)?;
+    Ok((dir.to_path_buf(), file.to_string()))
+}
+
 fn load(opts: &LocalOptions) -> Result<Model, String> {
-    let dir = opts
-        .path
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    let file = opts
-        .path
-        .file_name()
-        .and_then(|f| f.to_str())
-        .ok_or_else(|| format!("bad model path {}", opts.path.display()))?
-        .to_string();
+    let (dir, file) = dir_and_file(&opts.path)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -342,4 +342,18 @@ impl ChatBackend for LocalEngine {
 /// A lock that survives a panicking holder: the data here are plain counters.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_file_name_is_read_from_the_current_directory() {
+        let (dir, file) = dir_and_file(Path::new("model.gguf")).unwrap();
+        assert_eq!(dir, std::env::current_dir().unwrap());
+        assert_eq!(file, "model.gguf");
+        let (dir, _) = dir_and_file(Path::new("/m/x.gguf")).unwrap();
+        assert_eq!(dir, Path::new("/m"));
+    }
 }
