@@ -1,6 +1,6 @@
 //! tandem side of `scripts/bench-local`: runs the shared workload (JSON on stdin, made by
 //! scripts/bench/workload.py) through the local engine and prints per-run samples as JSON.
-//! usage: bench_local MODEL.gguf MAX_TOKENS < workload.json
+//! usage: bench_local MODEL.gguf MAX_TOKENS [f32|auto] < workload.json
 
 use std::time::Instant;
 
@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use tandem::backend::local::{LocalEngine, LocalOptions};
 use tandem::backend::{ChatBackend, ChatRequest, StreamEvent};
 use tandem::chat::{Message, Role, Usage};
+use tandem::config::LocalDType;
 use tokio_util::sync::CancellationToken;
 
 async fn turn(engine: &LocalEngine, messages: Vec<Message>, max_tokens: usize) -> (String, Usage) {
@@ -56,6 +57,11 @@ fn peak_rss_mb() -> f64 {
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (model, max_tokens) = (args[1].clone(), args[2].parse::<usize>().unwrap());
+    // An optional third argument picks `local.dtype` ("f32", the default, or "auto").
+    let dtype = match args.get(3).map(String::as_str) {
+        Some("auto") => LocalDType::Auto,
+        _ => LocalDType::F32,
+    };
     let workload: Value = serde_json::from_reader(std::io::stdin()).unwrap();
     let q2 = workload["q2"].as_str().unwrap().to_string();
 
@@ -68,6 +74,7 @@ async fn main() {
         top_p: 1.0,
         repeat_penalty: 1.0,
         context_window: 8192,
+        dtype,
     });
     engine.ready().await.expect("model failed to load");
     let load_s = t0.elapsed().as_secs_f64();

@@ -95,6 +95,18 @@ pub struct LocalConfig {
     pub auto_pull: bool,
     /// Weight format the engine runs: a Q8_0 copy of 4-bit weights, or the file as it is.
     pub quant: LocalQuant,
+    /// Width of activations, KV cache and attention.
+    pub dtype: LocalDType,
+}
+
+/// `f32` computes in the CPU's native width; `auto` is mistralrs's own pick, which on a CPU is
+/// F16: half the KV cache memory, but every value is converted on each use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalDType {
+    #[default]
+    F32,
+    Auto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

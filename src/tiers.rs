@@ -127,6 +127,7 @@ impl Tiers {
                     top_p: cfg.local.top_p,
                     repeat_penalty: cfg.local.repeat_penalty,
                     context_window: self.local_context,
+                    dtype: cfg.local.dtype,
                 }));
             }
             Err(e) => {

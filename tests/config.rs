@@ -252,3 +252,16 @@ fn unreadable_config_is_an_error() {
     let err = assert_usage_error(&out);
     assert!(err.contains("cannot read config file"), "{err}");
 }
+
+#[test]
+fn local_dtype_defaults_to_f32_and_rejects_other_widths() {
+    let sb = Sandbox::new();
+    let d = show(&sb, &[], &[]);
+    assert_eq!(line(&d, "local", "dtype"), "dtype = \"f32\"  # default");
+    sb.write_config("[local]\ndtype = \"auto\"\n");
+    let f = show(&sb, &[], &[]);
+    assert_eq!(line(&f, "local", "dtype"), "dtype = \"auto\"  # file");
+    let err = bad("[local]\ndtype = \"f64\"\n", &[], &[]);
+    assert!(err.contains("local.dtype"), "{err}");
+    assert!(err.contains("f32") && err.contains("auto"), "{err}");
+}

@@ -23,6 +23,7 @@ fn engine() -> &'static LocalEngine {
             top_p: 0.9,
             repeat_penalty: 1.15,
             context_window: 8192,
+            dtype: Default::default(),
         })
     })
 }

@@ -6,15 +6,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use futures::StreamExt;
-use mistralrs::{
-    GgufModelBuilder, Model, RequestBuilder, Response, SamplingParams, TextMessageRole, TokenSource,
-};
+use mistralrs::{Model, RequestBuilder, Response, SamplingParams, TextMessageRole};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{BackendError, ChatBackend, ChatRequest, EventStream, FinishReason, StreamEvent};
 use crate::chat::{Message, Role, Usage, estimate_tokens};
+use crate::config::LocalDType;
 
+mod build;
 mod confidence;
 mod penalty;
 pub use confidence::Confidence;
@@ -31,6 +31,7 @@ pub struct LocalOptions {
     pub repeat_penalty: f32,
     /// From the GGUF header; history is trimmed to fit.
     pub context_window: usize,
+    pub dtype: LocalDType,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,19 +134,7 @@ fn load(opts: &LocalOptions) -> Result<Model, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let model = rt.block_on(
-        GgufModelBuilder::new(dir.to_string_lossy(), vec![file])
-            .with_token_source(TokenSource::None)
-            .with_force_cpu()
-            // One sequence at a time: concurrent sequences on CPU were seen to garble each other
-            // (a batched second request answered nonsense that it answers correctly alone).
-            .with_max_num_seqs(1)
-            // Off: 0.8.1's prefix cache reused cached blocks wrongly here (a follow-up asked after
-            // an unrelated request came back as nonsense; see tests/local.rs). Warm turns pay a
-            // full prefill instead.
-            .with_prefix_cache_n(None)
-            .build(),
-    );
+    let model = rt.block_on(build::build(&dir.to_string_lossy(), &file, opts.dtype));
     // The runtime only drove loading; the engine runs on mistralrs's own thread.
     std::mem::forget(rt);
     let model = model.map_err(|e| first_line(&e.to_string()))?;

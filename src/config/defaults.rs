@@ -30,6 +30,7 @@ impl Default for LocalConfig {
             repeat_penalty: 1.15,
             auto_pull: true,
             quant: super::LocalQuant::Q8_0,
+            dtype: super::LocalDType::F32,
         }
     }
 }
