@@ -1,6 +1,7 @@
 //! Performance probes, run by hand (`cargo test --test tui_perf -- --ignored --nocapture`):
 //! time to first frame and idle CPU of the real binary in tmux, read from /proc. They print
 //! numbers for docs/tui-perf.md rather than assert tight timings, which CI machines can't keep.
+//! `TUI_PERF_BIN=path` probes another build of the binary.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,9 +45,10 @@ fn first_frame_and_idle_cpu() {
     let sock = format!("tandem-perf-{}", std::process::id());
     let _k = Kill(sock.clone());
     let t = tmp.path().display();
+    // TUI_PERF_BIN measures another build (say, the release binary) with the same probe.
+    let bin = std::env::var("TUI_PERF_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tandem").into());
     let cmd = format!(
-        "XDG_CONFIG_HOME={t}/c XDG_DATA_HOME={t}/d XDG_STATE_HOME={t}/s TANDEM_MODELS_DIR={models} exec {} --route local",
-        env!("CARGO_BIN_EXE_tandem")
+        "XDG_CONFIG_HOME={t}/c XDG_DATA_HOME={t}/d XDG_STATE_HOME={t}/s TANDEM_MODELS_DIR={models} exec {bin} --route local"
     );
     let start = Instant::now();
     tmux(

@@ -5,6 +5,7 @@ Prints one JSON object with per-run samples, like examples/bench_local.rs.
 import json, resource, sys, time
 
 from llama_cpp import Llama
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 import workload  # noqa: E402
@@ -14,6 +15,14 @@ model, threads, runs, max_tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3
 t0 = time.perf_counter()
 llm = Llama(model_path=model, n_threads=threads, n_threads_batch=threads, n_ctx=4096, verbose=False)
 load_s = time.perf_counter() - t0
+# The chat template as llama-cpp-python applies it, so prompt tokens count what is prefilled
+# (template included), as tandem's usage does.
+formatter = Jinja2ChatFormatter(llm.metadata["tokenizer.chat_template"], eos_token="", bos_token="")
+
+
+def prompt_len(messages):
+    prompt = formatter(messages=messages).prompt
+    return len(llm.tokenize(prompt.encode(), add_bos=False, special=True))
 
 
 def turn(messages):
@@ -34,12 +43,12 @@ def turn(messages):
 
 
 samples = {}
-for case in workload.CASES:
+for case in workload.CASES if runs else []:
     rows = []
     for run in range(runs):
         msgs = workload.case_messages(case, run)
         llm.reset()  # cold: nothing of an earlier run is reused
-        prompt_tokens = len(llm.tokenize(("".join(m["content"] for m in msgs)).encode()))
+        prompt_tokens = prompt_len(msgs)
         text, ttft_cold, decode, n = turn(msgs)
         msgs2 = msgs + [{"role": "assistant", "content": text}, {"role": "user", "content": workload.Q2}]
         _, ttft_warm, _, _ = turn(msgs2)

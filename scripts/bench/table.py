@@ -2,6 +2,11 @@
 import json, statistics, sys
 
 a, b = (json.load(open(p)) for p in sys.argv[1:3])
+# Optional: per-process load samples (one JSON object per line), whose median replaces the
+# single load inside the workload run.
+for engine, path in zip((a, b), sys.argv[3:5]):
+    loads = [json.loads(line)["load_s"] for line in open(path) if line.strip()]
+    engine["load_s"] = statistics.median(loads)
 med = lambda rows, k: statistics.median(r[k] for r in rows)
 print(f"| case | metric | {a['engine']} | {b['engine']} | ratio |")
 print("|---|---|---|---|---|")
