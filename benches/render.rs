@@ -26,7 +26,9 @@ pub fn long_answer() -> String {
     s
 }
 
-pub fn transcript() -> App {
+/// 100 questions and answers; the last answer is the long one. With `streaming`, it is still
+/// arriving, in 4-byte deltas like a model's tokens, when the frames are drawn.
+pub fn transcript(streaming: bool) -> App {
     let mut a = App::new(
         Keymap::default(),
         RouteMode::Auto,
@@ -73,6 +75,31 @@ pub fn transcript() -> App {
         } else {
             format!("Answer {i}: a short reply with `code`.")
         };
+        if streaming && i == 99 {
+            let mut rest = text.as_str();
+            let (t, mut deltas) = (Instant::now(), 0);
+            while !rest.is_empty() {
+                let mut n = 4.min(rest.len());
+                while !rest.is_char_boundary(n) {
+                    n += 1;
+                }
+                let (d, r) = rest.split_at(n);
+                update(
+                    &mut a,
+                    Msg::Stream {
+                        req,
+                        event: StreamEvent::Delta(d.to_string()),
+                    },
+                );
+                rest = r;
+                deltas += 1;
+            }
+            println!(
+                "streamed {deltas} deltas: mean update {:.1} us",
+                t.elapsed().as_secs_f64() * 1e6 / f64::from(deltas)
+            );
+            break;
+        }
         update(
             &mut a,
             Msg::Stream {
@@ -92,21 +119,33 @@ pub fn transcript() -> App {
     a
 }
 
-fn frames(c: &mut Criterion) {
-    let app = transcript();
-    let theme = Theme::builtin();
-    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+/// Draws 500 frames and prints their p50, p99 and max in ms.
+fn report(label: &str, app: &App, term: &mut Terminal<TestBackend>, theme: &Theme) {
     let mut times: Vec<f64> = (0..500)
         .map(|_| {
             let t = Instant::now();
-            term.draw(|f| ui::draw(f, &app, &theme)).unwrap();
+            term.draw(|f| ui::draw(f, app, theme)).unwrap();
             t.elapsed().as_secs_f64() * 1000.0
         })
         .collect();
     times.sort_by(f64::total_cmp);
     println!(
-        "frame ms over 500: p50 {:.3} p99 {:.3} max {:.3}",
+        "{label}: frame ms over 500: p50 {:.3} p99 {:.3} max {:.3}",
         times[250], times[495], times[499]
+    );
+}
+
+fn frames(c: &mut Criterion) {
+    let app = transcript(false);
+    let theme = Theme::builtin();
+    let mut term = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    report("200 messages", &app, &mut term, &theme);
+    let live = transcript(true);
+    report(
+        "200 messages, the 5,000-token answer still streaming",
+        &live,
+        &mut term,
+        &theme,
     );
     c.bench_function("draw 200 messages at 120x40", |b| {
         b.iter(|| {

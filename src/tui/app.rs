@@ -26,9 +26,11 @@ pub use stream::Badge;
 pub struct Entry {
     pub role: Role,
     pub text: String,
-    /// Rendered markdown, kept up to date for finished messages; a streaming answer is
-    /// rendered at draw time instead, so each delta costs nothing here.
+    /// Rendered markdown of `text[..stable]`: all of it for a finished message. While an
+    /// answer streams, only its closed blocks are here; the tail after `stable` is rendered at
+    /// draw time, so a frame costs the tail, not the whole answer.
     pub lines: Vec<MdLine>,
+    pub stable: usize,
     pub badge: Option<Badge>,
     pub interrupted: bool,
     pub error: Option<String>,
@@ -50,6 +52,7 @@ impl Entry {
         let lines = render(role, &text, dark);
         Entry {
             role,
+            stable: text.len(),
             text,
             lines,
             badge: None,
@@ -57,6 +60,28 @@ impl Entry {
             error: None,
             seam: None,
         }
+    }
+}
+
+impl Entry {
+    /// Takes new streamed text, and renders any blocks it closed once, here, rather than on
+    /// every frame.
+    pub fn push_stream(&mut self, delta: &str, dark: bool) {
+        self.text.push_str(delta);
+        if let Some(cut) = markdown::stable_boundary(&self.text, self.stable) {
+            let more = render(self.role, &self.text[self.stable..cut], dark);
+            if !self.lines.is_empty() && !more.is_empty() {
+                self.lines.push(MdLine::default());
+            }
+            self.lines.extend(more);
+            self.stable = cut;
+        }
+    }
+
+    /// Renders the whole text, as the answer ends.
+    pub fn finish(&mut self, dark: bool) {
+        self.lines = render(self.role, &self.text, dark);
+        self.stable = self.text.len();
     }
 }
 
@@ -318,7 +343,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                 app.dark = dark;
                 // Code colours depend on the background, so finished messages re-render.
                 for e in &mut app.entries {
-                    e.lines = render(e.role, &e.text, dark);
+                    e.lines = render(e.role, &e.text[..e.stable], dark);
                 }
             }
             vec![]

@@ -13,6 +13,9 @@ use syntect::util::LinesWithEndings;
 
 use crate::tui::theme::Role;
 
+mod stable;
+pub use stable::stable_boundary;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct MdSpan {
     pub text: String,
@@ -180,7 +183,8 @@ impl Renderer {
         match ev {
             Event::Start(tag) => self.start(tag),
             Event::End(tag) => self.end(tag),
-            Event::Text(s) => {
+            // An HTML block's text holds its own line breaks, like a text run's.
+            Event::Text(s) | Event::Html(s) => {
                 let mut parts = s.split('\n').peekable();
                 while let Some(p) = parts.next() {
                     self.push(p);
@@ -202,7 +206,7 @@ impl Renderer {
                 self.blank();
             }
             Event::TaskListMarker(done) => self.push(if done { "[x] " } else { "[ ] " }),
-            Event::Html(s) | Event::InlineHtml(s) => self.push(&s),
+            Event::InlineHtml(s) => self.push(&s),
             _ => {}
         }
     }
@@ -263,7 +267,7 @@ impl Renderer {
                 self.roles.pop();
                 self.blank();
             }
-            TagEnd::Paragraph => self.blank(),
+            TagEnd::Paragraph | TagEnd::HtmlBlock => self.blank(),
             TagEnd::BlockQuote(_) => {
                 self.roles.pop();
                 self.quote = self.quote.saturating_sub(1);

@@ -8,7 +8,7 @@ use crate::router::{Escalation, RouteDecision, Target};
 use crate::session::{ConversationId, TurnId, TurnMeta};
 use crate::tui::msg::{Effect, ReqId};
 
-use super::{App, Seam, commands, render};
+use super::{App, Seam, commands};
 
 /// How an answer was produced: `local · smollm2 · 0.4s · 33 tok/s` or `cloud · gpt-4o-mini · $0.0004`.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,6 +111,7 @@ pub(super) fn event(app: &mut App, req: ReqId, ev: StreamEvent) -> Vec<Effect> {
     if !current(app, req) {
         return vec![];
     }
+    let dark = app.dark;
     let (Some(r), Some(e)) = (app.running.as_mut(), app.entries.last_mut()) else {
         return vec![];
     };
@@ -123,7 +124,7 @@ pub(super) fn event(app: &mut App, req: ReqId, ev: StreamEvent) -> Vec<Effect> {
             }
             (r.provider, r.model) = (provider, model);
         }
-        StreamEvent::Delta(d) => e.text.push_str(&d),
+        StreamEvent::Delta(d) => e.push_stream(&d, dark),
         StreamEvent::Usage(u) => r.usage = u,
         StreamEvent::Done(f) => r.finish = Some(f),
     }
@@ -215,7 +216,7 @@ pub(super) fn ended(app: &mut App, req: ReqId) -> Vec<Effect> {
             b.model = r.model.clone();
         }
     }
-    e.lines = render(e.role, &e.text, dark);
+    e.finish(dark);
     let may_escalate = whole && e.error.is_none();
     if let Some(turn) = r.turn {
         let meta = TurnMeta {

@@ -113,15 +113,18 @@ fn entry_rows(app: &App, i: usize, width: u16) -> Vec<Row> {
     for l in &header {
         rows.extend(wrap(&l.spans, width));
     }
-    let fresh;
-    let body: &[MdLine] = if streaming {
-        fresh = markdown::render(&e.text, app.dark);
-        &fresh
-    } else {
-        &e.lines
-    };
-    for l in body {
+    for l in &e.lines {
         rows.extend(wrap(&l.spans, width));
+    }
+    // Only a streaming answer has a tail past its closed blocks.
+    if streaming && e.stable < e.text.len() {
+        let tail = markdown::render(&e.text[e.stable..], app.dark);
+        if !e.lines.is_empty() && !tail.is_empty() {
+            rows.extend(wrap(&[], width));
+        }
+        for l in &tail {
+            rows.extend(wrap(&l.spans, width));
+        }
     }
     if e.interrupted {
         rows.push(vec![("⏸ interrupted".into(), tag(Role::Warning))]);
