@@ -50,6 +50,11 @@ fn main() -> ExitCode {
     ) {
         return usage_error(&format!("{}: theme: {e}", loaded.describe_origin("theme")));
     }
+    // Checked here, like the theme, so every mode (chat screen, one-shot, `route`) refuses a bad
+    // weight the same way: one line, exit 2, before anything starts.
+    if let Err(e) = tandem::router::Policy::from_config(&loaded.config.router) {
+        return usage_error(&format!("{}: {e}", loaded.describe_origin(&e.key())));
+    }
     set_engine_env(loaded.config.local.threads);
     let level = cli
         .global

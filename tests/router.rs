@@ -379,11 +379,17 @@ fn route_explains_in_text_and_json() {
 fn unknown_weight_is_a_one_line_error() {
     let sb = common::Sandbox::new();
     sb.write_config("[router.weights]\ncodez = 1.0\n");
-    let out = sb.cmd().args(["route", "hi"]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        err.contains("router.weights.codez") && err.trim_end().lines().count() == 1,
-        "{err}"
-    );
+    // The same refusal, with the same status, from `route`, `-p` and a bare `tandem` (the chat
+    // screen's entry; with stdin not a terminal it reads the pipe, but the check comes first).
+    for args in [&["route", "hi"][..], &["-p", "hi"], &[]] {
+        let out = sb.cmd().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("router.weights.codez")
+                && err.contains("config.toml")
+                && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
 }

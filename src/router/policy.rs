@@ -49,6 +49,18 @@ pub enum PolicyError {
     BadThreshold(f64),
 }
 
+impl PolicyError {
+    /// The config key at fault, so the caller can say which layer set it.
+    pub fn key(&self) -> String {
+        match self {
+            PolicyError::UnknownWeight { name } | PolicyError::BadWeight { name, .. } => {
+                format!("router.weights.{name}")
+            }
+            PolicyError::BadThreshold(_) => "router.threshold".into(),
+        }
+    }
+}
+
 fn valid_names() -> String {
     Feature::ALL
         .iter()
