@@ -10,8 +10,11 @@ use serde::Serialize;
 
 use crate::chat::{Message, Role, Usage};
 
+mod file;
 mod migrations;
 mod reads;
+
+use file::{BUSY_TIMEOUT, is_busy, restrict_mode};
 
 pub type ConversationId = i64;
 pub type TurnId = i64;
@@ -98,9 +101,29 @@ impl Store {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
-        let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
-        restrict_mode(path);
-        Self::init(conn).map_err(|e| err(e.to_string()))
+        // Two processes opening a new file at once can meet while it is still in rollback mode,
+        // where SQLite refuses a lock upgrade at once instead of calling the busy handler
+        // (deadlock avoidance). Nothing is held between attempts, so starting over is safe.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mut attempt = 0u32;
+        loop {
+            let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
+            restrict_mode(path);
+            match Self::init(conn) {
+                Err(SessionError::Sql(e))
+                    if is_busy(&e) && std::time::Instant::now() < deadline =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5 * u64::from(attempt.min(20))));
+                }
+                r => {
+                    return r.map_err(|e| match e {
+                        SessionError::Sql(e) => err(e.to_string()),
+                        e => err(e.to_string()),
+                    });
+                }
+            }
+        }
     }
 
     pub fn open_in_memory() -> Result<Store, SessionError> {
@@ -108,7 +131,7 @@ impl Store {
     }
 
     fn init(conn: Connection) -> Result<Store, SessionError> {
-        conn.busy_timeout(Duration::from_secs(10))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL is durable across process crashes in WAL mode; only a power cut can lose the
         // last commits, never corrupt the file.
@@ -364,21 +387,6 @@ pub(crate) fn conv_row(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
         pin: r.get(4)?,
         private: r.get(5)?,
     })
-}
-
-/// History can hold pasted secrets and private chats: only the owner may read it.
-fn restrict_mode(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for p in [
-            path.to_path_buf(),
-            path.with_extension("sqlite3-wal"),
-            path.with_extension("sqlite3-shm"),
-        ] {
-            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600));
-        }
-    }
 }
 
 #[cfg(test)]

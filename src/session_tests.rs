@@ -124,3 +124,29 @@ fn file_is_private_and_migrations_are_recorded() {
     // Reopening applies nothing twice.
     Store::open(&p).unwrap();
 }
+
+/// Four connections opening one new file at the same instant, many times over: the moment
+/// before it is in WAL mode is where SQLite returns "database is locked" without waiting.
+#[test]
+fn many_openers_of_a_new_file_at_once_all_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..100 {
+        let path = dir.path().join(format!("h{round}.sqlite3"));
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let (path, gate) = (path.clone(), gate.clone());
+                std::thread::spawn(move || {
+                    gate.wait();
+                    let mut s = Store::open(&path)?;
+                    s.create_conversation("c", false, None).map(|_| ())
+                })
+            })
+            .collect();
+        for o in openers {
+            o.join()
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        }
+    }
+}
