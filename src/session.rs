@@ -116,6 +116,7 @@ impl Store {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(5 * u64::from(attempt.min(20))));
                 }
+                // An SQL error's text goes in bare: `Open` already says "history database".
                 r => {
                     return r.map_err(|e| match e {
                         SessionError::Sql(e) => err(e.to_string()),

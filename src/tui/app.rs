@@ -61,9 +61,7 @@ impl Entry {
             seam: None,
         }
     }
-}
 
-impl Entry {
     /// Takes new streamed text, and renders any blocks it closed once, here, rather than on
     /// every frame.
     pub fn push_stream(&mut self, delta: &str, dark: bool) {
