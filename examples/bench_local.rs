@@ -59,8 +59,12 @@ async fn main() {
     let (model, max_tokens) = (args[1].clone(), args[2].parse::<usize>().unwrap());
     // An optional third argument picks `local.dtype` ("f32", the default, or "auto").
     let dtype = match args.get(3).map(String::as_str) {
+        None | Some("f32") => LocalDType::F32,
         Some("auto") => LocalDType::Auto,
-        _ => LocalDType::F32,
+        Some(other) => {
+            eprintln!("bench_local: dtype must be f32 or auto, not {other:?}");
+            std::process::exit(2);
+        }
     };
     let workload: Value = serde_json::from_reader(std::io::stdin()).unwrap();
     let q2 = workload["q2"].as_str().unwrap().to_string();

@@ -110,28 +110,20 @@ impl Store {
             let conn = Connection::open(path).map_err(|e| err(e.to_string()))?;
             restrict_mode(path);
             match Self::init(conn) {
-                Err(SessionError::Sql(e))
-                    if is_busy(&e) && std::time::Instant::now() < deadline =>
-                {
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(5 * u64::from(attempt.min(20))));
                 }
-                // An SQL error's text goes in bare: `Open` already says "history database".
-                r => {
-                    return r.map_err(|e| match e {
-                        SessionError::Sql(e) => err(e.to_string()),
-                        e => err(e.to_string()),
-                    });
-                }
+                r => return r.map_err(|e| err(e.to_string())),
             }
         }
     }
 
     pub fn open_in_memory() -> Result<Store, SessionError> {
-        Self::init(Connection::open_in_memory()?)
+        Ok(Self::init(Connection::open_in_memory()?)?)
     }
 
-    fn init(conn: Connection) -> Result<Store, SessionError> {
+    fn init(conn: Connection) -> rusqlite::Result<Store> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL is durable across process crashes in WAL mode; only a power cut can lose the

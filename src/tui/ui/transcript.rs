@@ -117,7 +117,7 @@ fn entry_rows(app: &App, i: usize, width: u16) -> Vec<Row> {
         rows.extend(wrap(&l.spans, width));
     }
     // Only a streaming answer has a tail past its closed blocks.
-    if streaming && e.stable < e.text.len() {
+    if e.stable < e.text.len() {
         let tail = markdown::render(&e.text[e.stable..], app.dark);
         if !e.lines.is_empty() && !tail.is_empty() {
             rows.extend(wrap(&[], width));
