@@ -11,8 +11,11 @@ use serde::Serialize;
 use crate::chat::{Message, Role, Usage};
 
 mod file;
+mod ledger;
 mod migrations;
 mod reads;
+
+pub use ledger::{DAY, Spend, SpendId, SpendRow, Totals, day_start, month_start};
 
 use file::{BUSY_TIMEOUT, is_busy, restrict_mode};
 
@@ -71,6 +74,14 @@ pub struct Turn {
     /// False while an answer is still streaming (or when its process died mid-stream).
     pub complete: bool,
     pub created_at: i64,
+}
+
+impl Turn {
+    /// Not whole: cancelled, broken off, or never finished because its process died
+    /// (`complete` stays 0 after a `kill -9`). Shown as interrupted everywhere.
+    pub fn cut_off(&self) -> bool {
+        self.interrupted || !self.complete
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -213,6 +224,17 @@ impl Store {
             tx.execute(
                 "UPDATE conversations SET pin = ?2, private = ?3 WHERE id = ?1",
                 params![id, pin, private],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Pins a conversation private (or unpins it), keeping its route pin.
+    pub fn set_private(&mut self, id: ConversationId, private: bool) -> Result<(), SessionError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE conversations SET private = ?2 WHERE id = ?1",
+                params![id, private],
             )
         })?;
         Ok(())
