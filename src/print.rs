@@ -101,7 +101,7 @@ pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
     request.private = opts.private;
     let cancel = CancellationToken::new();
     let events = pipeline.start(request, cancel.clone());
-    render(events, cancel, &opts, status).await
+    render(events, cancel, &opts, status, &mut std::io::stdout().lock()).await
 }
 
 /// Renders the turn's events until `Done`. A signal or a closed stdout cancels the answer;
@@ -111,9 +111,9 @@ async fn render(
     cancel: CancellationToken,
     opts: &PrintOptions,
     status: bool,
+    out: &mut dyn Write,
 ) -> Exit {
     let echo = !opts.json;
-    let mut out = std::io::stdout().lock();
     let mut report = Report::default();
     let (mut stopped_by, mut reader_gone, mut open_line) = (None, false, false);
     let (mut term, mut hup) = match (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
@@ -152,7 +152,7 @@ async fn render(
                 if !d.is_empty() {
                     open_line = !d.ends_with('\n');
                 }
-                if echo && !reader_gone && write_now(&mut out, &for_terminal(&d)).is_err() {
+                if echo && !reader_gone && write_now(out, &for_terminal(&d)).is_err() {
                     // The reader went away (`| head`): stop generating and leave quietly.
                     reader_gone = true;
                     cancel.cancel();
@@ -165,14 +165,14 @@ async fn render(
             }
             TurnEvent::Answered(a) => {
                 if echo && !reader_gone && open_line {
-                    let _ = write_now(&mut out, "\n");
+                    let _ = write_now(out, "\n");
                 }
                 open_line = false;
                 report.answers.push(a);
             }
             TurnEvent::Escalated(esc) => {
                 let seam = Seam::Escalated(esc.message.clone()).words();
-                if echo && !reader_gone && write_now(&mut out, &format!("\n--- {seam} ---\n")).is_err() {
+                if echo && !reader_gone && write_now(out, &format!("\n--- {seam} ---\n")).is_err() {
                     reader_gone = true;
                     cancel.cancel();
                 }
@@ -184,7 +184,7 @@ async fn render(
                 }
             }
             TurnEvent::Done(done) => {
-                drop(out);
+                let _ = out.flush();
                 if !reader_gone {
                     report.print(opts.json, status);
                 }
@@ -203,7 +203,95 @@ async fn render(
 
 /// Writes and flushes at once, so the answer appears as it streams; an error means the reader
 /// is gone. Never `println!`, which panics on a closed pipe.
-fn write_now(out: &mut impl Write, text: &str) -> std::io::Result<()> {
+fn write_now(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::router::{Escalation, EscalationReason, Target};
+    use crate::turn::{Answer, Badge, Done, SpendNow};
+
+    /// A pipe whose reader left after `room` bytes.
+    struct Closing {
+        room: usize,
+    }
+
+    impl Write for Closing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if buf.len() > self.room {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn answered(text: &str) -> TurnEvent {
+        TurnEvent::Answered(Answer {
+            text: text.into(),
+            badge: Badge::routed(Target::Local, "m"),
+            usage: Default::default(),
+            interrupted: false,
+        })
+    }
+
+    /// The escalation seam used to be a `println!`, which panics on a closed pipe.
+    #[tokio::test]
+    async fn the_escalation_seam_on_a_closed_pipe_ends_quietly() {
+        let events = vec![
+            TurnEvent::Delta("weak answer\n".into()),
+            answered("weak answer\n"),
+            TurnEvent::Escalated(Escalation {
+                reason: EscalationReason::RepetitionLoop,
+                message: "loops".into(),
+            }),
+            TurnEvent::Done(Done {
+                finish: Finish::Interrupted,
+                spend: SpendNow::default(),
+            }),
+        ];
+        let cancel = CancellationToken::new();
+        let mut out = Closing { room: 12 };
+        let exit = render(
+            futures::stream::iter(events).boxed(),
+            cancel.clone(),
+            &PrintOptions::default(),
+            false,
+            &mut out,
+        )
+        .await;
+        assert_eq!(exit, Exit::Ok);
+        assert!(cancel.is_cancelled(), "the reader left, so the answer stops");
+    }
+
+    #[tokio::test]
+    async fn escape_sequences_are_shown_not_written_raw() {
+        let events = vec![
+            TurnEvent::Delta("a\x1b]52;c;aGk=\x07b".into()),
+            answered("a\x1b]52;c;aGk=\x07b"),
+            TurnEvent::Done(Done {
+                finish: Finish::Answered,
+                spend: SpendNow::default(),
+            }),
+        ];
+        let mut out = Vec::new();
+        let exit = render(
+            futures::stream::iter(events).boxed(),
+            CancellationToken::new(),
+            &PrintOptions::default(),
+            false,
+            &mut out,
+        )
+        .await;
+        assert_eq!(exit, Exit::Ok);
+        assert_eq!(String::from_utf8(out).unwrap(), "a␛]52;c;aGk=␇b\n");
+    }
 }

@@ -346,12 +346,7 @@ impl Store {
                 "system" => Role::System,
                 _ => Role::Assistant,
             };
-            let usage = Usage {
-                prompt_tokens: r.get::<_, i64>(7)? as usize,
-                completion_tokens: r.get::<_, i64>(8)? as usize,
-                ttft_ms: r.get::<_, i64>(9)? as u64,
-                tokens_per_s: r.get(10)?,
-            };
+            let usage = usage_at(r, 7)?;
             Ok(Turn {
                 id: r.get(0)?,
                 role,
@@ -392,6 +387,16 @@ impl Store {
 
 const CONV_SELECT: &str =
     "SELECT id, title, created_at, updated_at, pin, private FROM conversations";
+
+/// Usage from four columns starting at `first`: prompt and completion tokens, TTFT, tok/s.
+pub(crate) fn usage_at(r: &rusqlite::Row, first: usize) -> rusqlite::Result<Usage> {
+    Ok(Usage {
+        prompt_tokens: r.get::<_, i64>(first)? as usize,
+        completion_tokens: r.get::<_, i64>(first + 1)? as usize,
+        ttft_ms: r.get::<_, i64>(first + 2)? as u64,
+        tokens_per_s: r.get(first + 3)?,
+    })
+}
 
 pub(crate) fn conv_row(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
     Ok(Conversation {

@@ -117,12 +117,7 @@ impl Store {
                     tier: r.get(3)?,
                     provider: r.get(4)?,
                     model: r.get(5)?,
-                    usage: Usage {
-                        prompt_tokens: r.get::<_, i64>(6)? as usize,
-                        completion_tokens: r.get::<_, i64>(7)? as usize,
-                        ttft_ms: r.get::<_, i64>(8)? as u64,
-                        tokens_per_s: r.get(9)?,
-                    },
+                    usage: super::usage_at(r, 6)?,
                     cost_usd: r.get(10)?,
                     saved_usd: r.get(11)?,
                     estimated: r.get(12)?,

@@ -45,10 +45,7 @@ pub struct Entry {
 impl Entry {
     /// An entry showing `text`, sanitized.
     pub fn new(role: Role, text: String, dark: bool) -> Entry {
-        let text = match for_terminal(&text) {
-            std::borrow::Cow::Borrowed(_) => text,
-            std::borrow::Cow::Owned(clean) => clean,
-        };
+        let text = for_terminal(&text).into_owned();
         let lines = render(role, &text, dark);
         Entry {
             role,

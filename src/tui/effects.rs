@@ -126,15 +126,15 @@ impl Driver<'_> {
     }
 
     fn load(&self, id: crate::session::ConversationId) {
-        let (conv, turns) = {
+        let loaded = {
             let store = self.pipeline.store();
-            match store.conversation(id) {
-                Ok(c) => (c, store.turns(id).unwrap_or_default()),
-                Err(e) => {
-                    drop(store);
-                    return self.notice(e.to_string());
-                }
-            }
+            store
+                .conversation(id)
+                .map(|c| (c, store.turns(id).unwrap_or_default()))
+        };
+        let (conv, turns) = match loaded {
+            Ok(x) => x,
+            Err(e) => return self.notice(e.to_string()),
         };
         let turns = turns
             .into_iter()

@@ -163,21 +163,33 @@ impl SpendNow {
         })
     }
 
-    /// `today $0.0200/$1.00 · month $0.4000/$10.00 · saved $0.1200` (a cap of 0 is not shown).
+    /// `today $0.02/$1.00 · month $0.40/$10.00 · saved $0.0012`, short enough for a status
+    /// bar (a cap of 0 is not shown).
     pub fn label(&self) -> String {
         let part = |name: &str, spent: f64, cap: f64| {
             if cap > 0.0 {
-                format!("{name} ${spent:.4}/${cap:.2}")
+                format!("{name} {}/${cap:.2}", usd(spent))
             } else {
-                format!("{name} ${spent:.4}")
+                format!("{name} {}", usd(spent))
             }
         };
         format!(
-            "{} · {} · saved ${:.4}",
+            "{} · {} · saved {}",
             part("today", self.today_usd, self.daily_cap_usd),
             part("month", self.month_usd, self.monthly_cap_usd),
-            self.saved_month_usd
+            usd(self.saved_month_usd)
         )
+    }
+}
+
+/// Dollars, as short as they can be without hiding a small amount: `$0`, `$0.0004`, `$1.25`.
+fn usd(x: f64) -> String {
+    if x == 0.0 {
+        "$0".into()
+    } else if x < 0.01 {
+        format!("${x:.4}")
+    } else {
+        format!("${x:.2}")
     }
 }
 
@@ -233,5 +245,13 @@ mod tests {
         let r = cloud_refusal(&Privacy::Pinned, &SpendNow::default()).unwrap();
         assert!(r.to_string().contains("/private"), "{r}");
         assert_eq!(cloud_refusal(&Privacy::Open, &SpendNow::default()), None);
+        let label = SpendNow {
+            today_usd: 0.0004,
+            month_usd: 1.5,
+            monthly_cap_usd: 10.0,
+            ..Default::default()
+        }
+        .label();
+        assert_eq!(label, "today $0.0004 · month $1.50/$10.00 · saved $0");
     }
 }

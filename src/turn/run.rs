@@ -127,11 +127,7 @@ fn load(inner: &Inner, req: &TurnRequest) -> Result<Loaded, TurnError> {
     };
     match (&req.thread, &req.ask) {
         (Thread::New, Ask::Prompt(p)) => Ok(fresh(p, vec![])),
-        (Thread::Supplied(m), Ask::Prompt(p)) => {
-            let mut l = fresh(p, m.clone());
-            l.sticky_cloud = false;
-            Ok(l)
-        }
+        (Thread::Supplied(m), Ask::Prompt(p)) => Ok(fresh(p, m.clone())),
         (Thread::New | Thread::Supplied(_), Ask::Again) => Err(nothing_again()),
         (Thread::Stored(id), ask) => {
             let store = inner.store();
@@ -177,18 +173,20 @@ async fn decide(
         sticky_cloud: l.sticky_cloud,
         budget: spend.budget(),
     };
-    let mut d = {
+    let (mut d, started) = {
         let tiers = inner.tiers.read().await;
-        match &inner.on_pull {
-            Some(_) if !tiers.local_started() => {
+        let started = tiers.local_started();
+        let d = match &inner.on_pull {
+            Some(_) if !started => {
                 tiers.decide_with(&l.prompt, &l.history, &ctx, LocalState::Ready)
             }
             _ => tiers.decide(&l.prompt, &l.history, &ctx),
-        }
+        };
+        (d, started)
     };
     if let Some(progress) = &inner.on_pull
         && d.target == Target::Local
-        && !inner.tiers.read().await.local_started()
+        && !started
     {
         let progress = progress.clone();
         let mut tiers = inner.tiers.write().await;
