@@ -7,7 +7,6 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tandem::turn::{Answer, Badge, Done, Finish, TurnEvent};
 use tandem::config::RouteMode;
 use tandem::router::{RouteDecision, Target};
 use tandem::tui::app::{App, update};
@@ -15,6 +14,7 @@ use tandem::tui::keymap::Keymap;
 use tandem::tui::msg::{Effect, Msg};
 use tandem::tui::theme::Theme;
 use tandem::tui::ui;
+use tandem::turn::{Answer, Badge, Done, Finish, TurnEvent};
 
 /// About 5,000 tokens (~20 KB) of prose, lists and Rust code.
 pub fn long_answer() -> String {

@@ -14,5 +14,5 @@ pub mod sanitize;
 pub mod secrets;
 pub mod session;
 pub mod tiers;
-pub mod turn;
 pub mod tui;
+pub mod turn;

@@ -116,8 +116,10 @@ async fn render(
     let echo = !opts.json;
     let mut report = Report::default();
     let (mut stopped_by, mut reader_gone, mut open_line) = (None, false, false);
-    let (mut term, mut hup) = match (signal(SignalKind::terminate()), signal(SignalKind::hangup()))
-    {
+    let (mut term, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
         (Ok(t), Ok(h)) => (t, h),
         _ => return fail(Exit::ModelFailed, "cannot watch for signals"),
     };
@@ -269,7 +271,10 @@ mod tests {
         )
         .await;
         assert_eq!(exit, Exit::Ok);
-        assert!(cancel.is_cancelled(), "the reader left, so the answer stops");
+        assert!(
+            cancel.is_cancelled(),
+            "the reader left, so the answer stops"
+        );
     }
 
     #[tokio::test]

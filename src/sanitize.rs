@@ -83,7 +83,10 @@ mod tests {
         let out = for_terminal(nasty);
         assert!(inert(&out), "{out:?}");
         assert!(out.starts_with("a␛]52;c;aGk=␇b␛[2J"), "{out:?}");
-        assert_eq!(out.matches(ESC_SHOWN).count(), nasty.matches('\x1b').count());
+        assert_eq!(
+            out.matches(ESC_SHOWN).count(),
+            nasty.matches('\x1b').count()
+        );
     }
 
     #[test]

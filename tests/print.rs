@@ -275,7 +275,11 @@ fn spawn_until_output(mut c: Command, stderr: Stdio, n: usize) -> std::process::
 /// keeps the partial answer, marked interrupted, and exits 128 + the signal.
 #[test]
 fn ctrl_c_sigterm_and_sighup_keep_the_partial_answer_marked_interrupted() {
-    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143), (libc::SIGHUP, 129)] {
+    for (sig, code) in [
+        (libc::SIGINT, 130),
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+    ] {
         let sb = Sandbox::new();
         let mut child = start_long_answer(&sb, &[]);
         unsafe { libc::kill(child.id() as i32, sig) };
@@ -316,16 +320,28 @@ fn kill_9_mid_stream_leaves_a_sound_database_and_an_answer_shown_as_interrupted(
         "the partial answer was not saved: {:?}",
         turns[3]
     );
-    let show = sb.cmd().args(["history", "show", &conv.to_string()]).output().unwrap();
+    let show = sb
+        .cmd()
+        .args(["history", "show", &conv.to_string()])
+        .output()
+        .unwrap();
     let text = String::from_utf8(show.stdout).unwrap();
-    let last_heading = text.lines().filter(|l| l.starts_with("**local")).last().unwrap();
+    let last_heading = text
+        .lines()
+        .filter(|l| l.starts_with("**local"))
+        .last()
+        .unwrap();
     assert!(last_heading.contains("interrupted"), "{text}");
     let md = sb
         .cmd()
         .args(["history", "export", &conv.to_string(), "--format", "md"])
         .output()
         .unwrap();
-    assert!(String::from_utf8(md.stdout).unwrap().contains("· interrupted**"));
+    assert!(
+        String::from_utf8(md.stdout)
+            .unwrap()
+            .contains("· interrupted**")
+    );
     // Its usage is in the ledger, estimated: both answers count.
     let stats = sb.cmd().args(["stats", "--json"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();

@@ -54,7 +54,10 @@ fn cloud_on_a_private_chat_is_refused_with_the_way_out() {
     assert!(send(&mut a, "/cloud").is_empty());
     assert_eq!(a.mode, RouteMode::Auto, "the route did not change");
     let n = a.notice.clone().unwrap();
-    assert!(n.starts_with("not sent to the cloud") && n.contains("/private"), "{n}");
+    assert!(
+        n.starts_with("not sent to the cloud") && n.contains("/private"),
+        "{n}"
+    );
     // A secret found by the pipeline counts as much as the pin.
     let mut a = app();
     let req = req_of(&send(&mut a, "key sk-proj-abcdefghijklmnopqrstuvwx"));
@@ -159,7 +162,11 @@ fn retry_asks_the_other_tier_and_keeps_both_answers() {
     let mut a = app();
     answer(&mut a, "hi", Target::Local, "first", true);
     let (_, request) = ask_of(&send(&mut a, "/retry"));
-    assert_eq!(request.ask, Ask::Again, "the stored prompt, not stored twice");
+    assert_eq!(
+        request.ask,
+        Ask::Again,
+        "the stored prompt, not stored twice"
+    );
     assert_eq!(request.route, RouteRequest::Force(Target::Cloud));
     assert_eq!(request.thread, Thread::Stored(7));
     assert_eq!(a.entries.len(), 3);
@@ -362,7 +369,11 @@ fn model_picks_a_cloud_model_for_this_chat_like_the_cloud_tier_reads_names() {
     let fx = send(&mut a, "hello");
     assert_eq!(ask_model(&fx).as_deref(), Some("azure/gpt-4o"));
     // The badge names the pick as soon as the answer is routed to the cloud.
-    ev(&mut a, req_of(&fx), TurnEvent::Routed(decision(Target::Cloud)));
+    ev(
+        &mut a,
+        req_of(&fx),
+        TurnEvent::Routed(decision(Target::Cloud)),
+    );
     assert_eq!(
         a.entries.last().unwrap().badge.as_ref().unwrap().model,
         "gpt-4o"

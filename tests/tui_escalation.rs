@@ -19,7 +19,11 @@ fn a_weak_local_answer_is_followed_by_the_clouds_below_a_seam() {
     let req = req_of(&send(&mut a, "capital?"));
     ev(&mut a, req, TurnEvent::Routed(decision(Target::Local)));
     ev(&mut a, req, TurnEvent::Delta("Paris Paris".into()));
-    ev(&mut a, req, answered(Target::Local, "smollm2-135m", "Paris Paris", true));
+    ev(
+        &mut a,
+        req,
+        answered(Target::Local, "smollm2-135m", "Paris Paris", true),
+    );
     ev(&mut a, req, TurnEvent::Escalated(looped()));
     assert!(a.running.is_some(), "still one turn");
     assert!(

@@ -8,12 +8,12 @@ use ratatui::backend::TestBackend;
 use tandem::chat::Usage;
 use tandem::config::RouteMode;
 use tandem::router::{Escalation, EscalationReason, LocalState, RouteDecision, Target};
-use tandem::turn::{Answer, Badge, Done, Finish, Privacy, SpendNow, TurnEvent};
 use tandem::tui::app::{App, Overlay, update};
 use tandem::tui::keymap::Keymap;
 use tandem::tui::msg::{ConvRow, Effect, LocalEvent, LocalModel, Msg};
 use tandem::tui::theme::{self, Background};
 use tandem::tui::ui;
+use tandem::turn::{Answer, Badge, Done, Finish, Privacy, SpendNow, TurnEvent};
 
 const ANSWER: &str = "Here is a function:\n\n```rust\nfn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n```\n\n| tier | cost |\n|------|------|\n| local | free |\n| cloud | $0.0004 |\n\n- fast\n- *private*\n";
 
@@ -133,7 +133,15 @@ fn converse_open(a: &mut App, prompt: &str, text: &str, whole: bool) -> u64 {
 
 fn converse(a: &mut App, prompt: &str, text: &str, whole: bool) {
     let req = converse_open(a, prompt, text, whole);
-    end(a, req, if whole { Finish::Answered } else { Finish::Interrupted });
+    end(
+        a,
+        req,
+        if whole {
+            Finish::Answered
+        } else {
+            Finish::Interrupted
+        },
+    );
 }
 
 fn screen(a: &App, theme_name: &str) -> String {
@@ -230,12 +238,7 @@ fn every_shipped_theme() {
 #[test]
 fn resize_mid_stream_rewraps() {
     let mut a = base(80, 24, "default");
-    converse(
-        &mut a,
-        "wrap",
-        &"word ".repeat(60),
-        true,
-    );
+    converse(&mut a, "wrap", &"word ".repeat(60), true);
     let wide = screen(&a, "default");
     update(&mut a, Msg::Resize(50, 24));
     let narrow = screen(&a, "default");

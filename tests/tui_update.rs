@@ -180,7 +180,11 @@ fn escape_sequences_from_a_model_never_reach_the_screen_state() {
             model: "evil\x1b]0;title\x07".into(),
         },
     );
-    ev(&mut a, req, TurnEvent::Delta("ok \x1b]52;c;aGk=\x07 \u{9b}2J".into()));
+    ev(
+        &mut a,
+        req,
+        TurnEvent::Delta("ok \x1b]52;c;aGk=\x07 \u{9b}2J".into()),
+    );
     ev(
         &mut a,
         req,
@@ -193,7 +197,10 @@ fn escape_sequences_from_a_model_never_reach_the_screen_state() {
         e.badge.as_ref().unwrap().streaming_label(),
         a.notice.clone().unwrap()
     );
-    assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+    assert!(
+        !shown.chars().any(|c| c.is_control() && c != '\n'),
+        "{shown:?}"
+    );
     assert!(e.text.contains("␛]52;c;aGk=␇"), "{:?}", e.text);
 }
 
@@ -281,7 +288,9 @@ fn ctrl_y_copies_the_last_or_the_nth_code_block() {
         &mut a,
         "hi",
         Target::Local,
-        "```rust\nfn a() {}\n```\n\n```sh\necho b\n```\n", true);
+        "```rust\nfn a() {}\n```\n\n```sh\necho b\n```\n",
+        true,
+    );
     assert_eq!(
         update(&mut a, ctrl('y')),
         vec![Effect::Copy("echo b\n".into())]

@@ -71,18 +71,42 @@ fn a_forced_cloud_route_on_a_private_chat_is_refused_and_nothing_is_sent() {
     // saved on the conversation: each refused with the way out, exit 2, nothing sent.
     let out = tandem(&sb, &["--private", "--route", "cloud", "-p", "hello"]);
     let err = common::assert_usage_error(&out);
-    assert!(err.contains("pinned private") && err.contains("--route local"), "{err}");
+    assert!(
+        err.contains("pinned private") && err.contains("--route local"),
+        "{err}"
+    );
     let out = tandem(&sb, &["--route", "cloud", "-p", &format!("use {KEY}")]);
     assert!(common::assert_usage_error(&out).contains("the prompt appears to contain an API key"));
     seed(&sb, &format!("my key is {KEY}"), false);
     let out = tandem(&sb, &["-c", "--route", "cloud", "-p", "go on"]);
     let err = common::assert_usage_error(&out);
-    assert!(err.contains("an earlier turn of this conversation appears to contain an API key"), "{err}");
+    assert!(
+        err.contains("an earlier turn of this conversation appears to contain an API key"),
+        "{err}"
+    );
     let pinned = seed(&sb, "nothing secret here", true);
-    let out = tandem(&sb, &["--conversation", &pinned.to_string(), "--route", "cloud", "-p", "x"]);
+    let out = tandem(
+        &sb,
+        &[
+            "--conversation",
+            &pinned.to_string(),
+            "--route",
+            "cloud",
+            "-p",
+            "x",
+        ],
+    );
     assert!(common::assert_usage_error(&out).contains("pinned private"));
     // Auto routing keeps it local (no local model here, so no tier at all), still sending nothing.
-    let out = tandem(&sb, &["--conversation", &pinned.to_string(), "-p", "prove that sqrt 2 is irrational, at length"]);
+    let out = tandem(
+        &sb,
+        &[
+            "--conversation",
+            &pinned.to_string(),
+            "-p",
+            "prove that sqrt 2 is irrational, at length",
+        ],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(cloud.hits(), 0, "nothing may leave the machine");
     // Refused prompts are not stored.
@@ -102,7 +126,12 @@ fn model_a_secret_in_an_earlier_turn_keeps_the_next_prompt_local() {
     let v = json(&out);
     assert_eq!(v["route"]["target"], "local", "{v}");
     assert_eq!(v["route"]["reasons"][0]["code"], "secrets_detected", "{v}");
-    assert!(v["route"]["reasons"][0]["message"].as_str().unwrap().contains("earlier turn"));
+    assert!(
+        v["route"]["reasons"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("earlier turn")
+    );
     assert_eq!(v["conversation_id"], c);
     assert_eq!(cloud.hits(), 0);
 }
@@ -118,7 +147,8 @@ fn the_ledger_outlives_history_rm_and_caps_refuse_forced_cloud_routes() {
     let out = tandem(&sb, &["--route", "cloud", "-p", "again"]);
     let err = common::assert_usage_error(&out);
     assert!(
-        err.contains("daily budget is spent ($2.0000 of $1.00 today)") && err.contains("budget.daily_usd"),
+        err.contains("daily budget is spent ($2.0000 of $1.00 today)")
+            && err.contains("budget.daily_usd"),
         "{err}"
     );
     assert_eq!(cloud.hits(), 1, "the refused prompt was not sent");
@@ -128,7 +158,10 @@ fn the_ledger_outlives_history_rm_and_caps_refuse_forced_cloud_routes() {
     assert!(tandem(&sb, &["history", "show", "1"]).status.code() != Some(0));
     // Deleting the chat refunds nothing: the month and the cap still see $2.
     let month = stats(&sb, "--month");
-    assert_eq!((month["spent_usd"].clone(), month["cloud"]["turns"].clone()), (2.0.into(), 1.into()));
+    assert_eq!(
+        (month["spent_usd"].clone(), month["cloud"]["turns"].clone()),
+        (2.0.into(), 1.into())
+    );
     let out = tandem(&sb, &["--route", "cloud", "-p", "and again"]);
     assert!(common::assert_usage_error(&out).contains("daily budget is spent"));
     assert_eq!(cloud.hits(), 1);
@@ -138,8 +171,16 @@ fn the_ledger_outlives_history_rm_and_caps_refuse_forced_cloud_routes() {
 fn model_stats_shows_a_day_with_both_tiers() {
     let cloud = Cloud::answering("The sky is blue.");
     let sb = sandbox(&cloud, "");
-    assert!(with_model(&sb, &["--route", "local", "-p", "Say hi."]).status.success());
-    assert!(tandem(&sb, &["--route", "cloud", "-p", "Why is the sky blue?"]).status.success());
+    assert!(
+        with_model(&sb, &["--route", "local", "-p", "Say hi."])
+            .status
+            .success()
+    );
+    assert!(
+        tandem(&sb, &["--route", "cloud", "-p", "Why is the sky blue?"])
+            .status
+            .success()
+    );
     let v = json(&tandem(&sb, &["stats", "--json"]));
     assert_eq!(v["period"], "today");
     for tier in ["local", "cloud"] {
@@ -149,9 +190,12 @@ fn model_stats_shows_a_day_with_both_tiers() {
     assert_eq!(v["cloud"]["spent_usd"], 2.0);
     assert!(v["local"]["saved_usd"].as_f64().unwrap() > 0.0, "{v}");
     let text = String::from_utf8(tandem(&sb, &["stats"]).stdout).unwrap();
-    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("local") || l.starts_with("cloud")).collect();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("local") || l.starts_with("cloud"))
+        .collect();
     assert_eq!(rows.len(), 2, "{text}");
-    assert!(rows[1].contains("$2.0000"), "{text}");
+    assert!(rows[1].contains("$2.000000"), "{text}");
 }
 
 #[test]
@@ -184,7 +228,8 @@ fn escape_sequences_from_a_model_never_reach_the_terminal_and_json_keeps_them() 
 
 #[test]
 fn escape_sequences_in_a_provider_error_never_reach_stderr() {
-    let body = serde_json::json!({"error": {"message": format!("bad request {NASTY}")}}).to_string();
+    let body =
+        serde_json::json!({"error": {"message": format!("bad request {NASTY}")}}).to_string();
     let cloud = Cloud::replying(
         format!(
             "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -208,7 +253,10 @@ fn a_retry_after_too_large_for_a_duration_gives_up_without_a_panic() {
     let out = tandem(&sb, &["--route", "cloud", "-p", "hi"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(!err.contains("panicked") && !err.contains("internal error"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
     assert_eq!(cloud.hits(), 1, "declined to wait that long, so no retry");
 }
 
@@ -221,9 +269,16 @@ fn out_of_range_numbers_are_refused_or_handled_not_panicked_on() {
         "{}timeout_secs = 9223372036854775807\n",
         cloud.config(0.0, 0.0)
     ));
-    let out = sb.cmd().args(["--route", "cloud", "-p", "hi"]).output().unwrap();
+    let out = sb
+        .cmd()
+        .args(["--route", "cloud", "-p", "hi"])
+        .output()
+        .unwrap();
     let err = common::assert_usage_error(&out);
-    assert!(err.contains("providers.fake.timeout_secs") && err.contains("86400"), "{err}");
+    assert!(
+        err.contains("providers.fake.timeout_secs") && err.contains("86400"),
+        "{err}"
+    );
     // No stdin cap in effect: reading must not overflow `cap + 1`.
     let sb = sandbox(&cloud, "");
     let out = sb
@@ -243,7 +298,9 @@ fn out_of_range_numbers_are_refused_or_handled_not_panicked_on() {
         .write_stdin("x".repeat(11))
         .output()
         .unwrap();
-    assert!(common::assert_usage_error(&out).contains("larger than print.max_stdin_bytes (10 bytes)"));
+    assert!(
+        common::assert_usage_error(&out).contains("larger than print.max_stdin_bytes (10 bytes)")
+    );
     let out = sb
         .cmd()
         .env("TANDEM_PRINT__MAX_STDIN_BYTES", "10")
@@ -257,7 +314,14 @@ fn out_of_range_numbers_are_refused_or_handled_not_panicked_on() {
 #[test]
 fn the_log_file_is_private() {
     let sb = Sandbox::new();
-    assert!(sb.cmd().args(["route", "hi"]).output().unwrap().status.success());
+    assert!(
+        sb.cmd()
+            .args(["route", "hi"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     use std::os::unix::fs::PermissionsExt;
     let log = sb.path().join("state/tandem/tandem.log");
     let mode = std::fs::metadata(&log).unwrap().permissions().mode();

@@ -22,7 +22,14 @@ pub fn run(args: &RouteCmd, cfg: &Config) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = if args.batch {
         let cap = cfg.print.max_stdin_bytes;
-        batch(&policy, &env, args.json, std::io::stdin().lock(), cap, &mut out)
+        batch(
+            &policy,
+            &env,
+            args.json,
+            std::io::stdin().lock(),
+            cap,
+            &mut out,
+        )
     } else {
         let prompt = match &args.prompt {
             Some(p) => p.clone(),

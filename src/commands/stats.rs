@@ -59,8 +59,9 @@ fn tally(rows: &[SpendRow], tier: &str) -> Tally {
     ttft.sort_unstable();
     Tally {
         turns: mine.len(),
-        spent_usd: mine.iter().map(|r| r.spend.cost_usd).sum(),
-        saved_usd: mine.iter().map(|r| r.spend.saved_usd).sum(),
+        // A fold from +0.0: `sum` of nothing is -0.0, which would print as "$-0.0000".
+        spent_usd: mine.iter().fold(0.0, |a, r| a + r.spend.cost_usd),
+        saved_usd: mine.iter().fold(0.0, |a, r| a + r.spend.saved_usd),
         median_ttft_ms: (!ttft.is_empty()).then(|| ttft[ttft.len() / 2]),
     }
 }
@@ -118,7 +119,7 @@ pub fn run(args: &StatsCmd, cfg: &Config) -> anyhow::Result<()> {
     writeln!(out, "{} (UTC, from {})", p.name, date(p.since))?;
     writeln!(
         out,
-        "{:<6} {:>6} {:>10} {:>10} {:>12}",
+        "{:<6} {:>6} {:>12} {:>12} {:>12}",
         "tier", "turns", "spent", "saved", "median TTFT"
     )?;
     for (name, t) in [("local", &local), ("cloud", &cloud)] {
@@ -127,10 +128,10 @@ pub fn run(args: &StatsCmd, cfg: &Config) -> anyhow::Result<()> {
             .map_or("-".to_string(), |ms| format!("{:.2} s", ms as f64 / 1000.0));
         writeln!(
             out,
-            "{name:<6} {:>6} {:>10} {:>10} {ttft:>12}",
+            "{name:<6} {:>6} {:>12} {:>12} {ttft:>12}",
             t.turns,
-            format!("${:.4}", t.spent_usd),
-            format!("${:.4}", t.saved_usd),
+            format!("${:.6}", t.spent_usd),
+            format!("${:.6}", t.saved_usd),
         )?;
     }
     if std::io::stdout().is_terminal() && !rows.is_empty() {

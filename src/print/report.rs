@@ -31,7 +31,11 @@ impl Report {
             let _ = writeln!(std::io::stdout(), "{}", self.json(last));
         }
         if status {
-            let cut = if last.interrupted { " · interrupted" } else { "" };
+            let cut = if last.interrupted {
+                " · interrupted"
+            } else {
+                ""
+            };
             eprintln!("{}{cut}", last.badge.label());
         }
     }

@@ -73,9 +73,19 @@ impl Store {
                    tokens_per_s = ?10, cost_usd = ?11, saved_usd = ?12, estimated = ?13
                  WHERE id = ?1",
                 params![
-                    id, s.conversation, s.turn, s.tier, s.provider, s.model,
-                    s.usage.prompt_tokens as i64, s.usage.completion_tokens as i64,
-                    s.usage.ttft_ms as i64, s.usage.tokens_per_s, s.cost_usd, s.saved_usd, s.estimated
+                    id,
+                    s.conversation,
+                    s.turn,
+                    s.tier,
+                    s.provider,
+                    s.model,
+                    s.usage.prompt_tokens as i64,
+                    s.usage.completion_tokens as i64,
+                    s.usage.ttft_ms as i64,
+                    s.usage.tokens_per_s,
+                    s.cost_usd,
+                    s.saved_usd,
+                    s.estimated
                 ],
             )
         })?;

@@ -19,13 +19,13 @@ use crate::config::{Config, Tier};
 use crate::router::LocalState;
 use crate::session::Store;
 use crate::tiers::Tiers;
-use crate::turn::Pipeline;
 use crate::tui::app::{self, App, Prices};
 use crate::tui::background::{local_models, spawn_local_start};
 use crate::tui::keymap::Keymap;
 use crate::tui::msg::Msg;
 use crate::tui::theme::{self, Background, Theme};
 use crate::tui::ui;
+use crate::turn::Pipeline;
 
 /// How often the spinner moves (and partial answers get a chance to be saved) while busy.
 const TICK: Duration = Duration::from_millis(100);

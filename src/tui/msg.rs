@@ -91,7 +91,10 @@ pub enum Msg {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     /// Start a turn in the pipeline; its events come back as `Msg::Turn`.
-    Ask { req: ReqId, request: TurnRequest },
+    Ask {
+        req: ReqId,
+        request: TurnRequest,
+    },
     /// `/model NAME` for a local model: load it in place of the running one (all chats).
     SwitchLocal(String),
     /// Cancel the running turn; its partial answer is kept.

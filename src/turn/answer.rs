@@ -103,7 +103,11 @@ pub(super) async fn answer(
 ) -> Outcome {
     let tiers = inner.tiers.read().await;
     let tier = ask.tier;
-    let prompt_estimate = ask.messages.iter().map(|m| estimate_tokens(&m.content)).sum();
+    let prompt_estimate = ask
+        .messages
+        .iter()
+        .map(|m| estimate_tokens(&m.content))
+        .sum();
     // Until the provider says who answers, the ledger assumes the first model it would try.
     let (provider, model) = match tier {
         Target::Local => ("local".to_string(), tiers.local_name.clone()),
@@ -157,8 +161,7 @@ pub(super) async fn answer(
     let mut stream = tiers.stream_watched(tier, request, cancel.clone(), ask.confidence);
     drop(tiers);
 
-    let (mut text, mut usage, mut finish, mut failure) =
-        (String::new(), None::<Usage>, None, None);
+    let (mut text, mut usage, mut finish, mut failure) = (String::new(), None::<Usage>, None, None);
     let mut badge = Badge::routed(tier, model);
     while let Some(ev) = stream.next().await {
         match ev {
@@ -166,7 +169,8 @@ pub(super) async fn answer(
                 if tier == Target::Cloud {
                     rec.price = price_of(&inner.cfg, &provider, &model);
                 }
-                (rec.spend.provider, rec.spend.model) = (Some(provider.clone()), Some(model.clone()));
+                (rec.spend.provider, rec.spend.model) =
+                    (Some(provider.clone()), Some(model.clone()));
                 badge.model = model.clone();
                 emit(TurnEvent::Started {
                     tier,
@@ -247,8 +251,5 @@ fn planned(targets: &[(String, String)], pick: Option<&str>) -> (String, String)
             .iter()
             .find(|(p, m)| crate::backend::cloud::names_model(p, m, want))
     });
-    named
-        .or(targets.first())
-        .cloned()
-        .unwrap_or_default()
+    named.or(targets.first()).cloned().unwrap_or_default()
 }

@@ -97,7 +97,10 @@ mod tests {
     fn both_tiers_show_time_speed_and_cost() {
         let mut b = Badge::routed(Target::Local, "smollm2-135m");
         (b.ttft_ms, b.tokens_per_s) = (400, 43.2);
-        assert_eq!(b.label(), "local · smollm2-135m · 0.4s · 43 tok/s · $0.0000");
+        assert_eq!(
+            b.label(),
+            "local · smollm2-135m · 0.4s · 43 tok/s · $0.0000"
+        );
         let mut c = Badge::routed(Target::Cloud, "gpt\x1b[31m");
         (c.ttft_ms, c.tokens_per_s, c.cost_usd) = (620, 80.0, 0.00042);
         assert_eq!(c.label(), "cloud · gpt␛[31m · 0.6s · 80 tok/s · $0.0004");

@@ -19,7 +19,10 @@ pub enum Privacy {
     Pinned,
     /// Something that would be sent looks like a secret. `earlier` when it sits in an earlier
     /// turn rather than the prompt itself.
-    Secret { kinds: Vec<SecretKind>, earlier: bool },
+    Secret {
+        kinds: Vec<SecretKind>,
+        earlier: bool,
+    },
 }
 
 impl Privacy {
@@ -127,7 +130,9 @@ pub struct SpendNow {
 impl SpendNow {
     pub fn read(store: &Store, cfg: &Config) -> SpendNow {
         let now = session::now();
-        let today = store.totals_since(session::day_start(now)).unwrap_or_default();
+        let today = store
+            .totals_since(session::day_start(now))
+            .unwrap_or_default();
         let month = store
             .totals_since(session::month_start(now))
             .unwrap_or_default();
@@ -241,7 +246,10 @@ mod tests {
             ..Default::default()
         };
         let r = cloud_refusal(&Privacy::Open, &spend).unwrap().to_string();
-        assert!(r.contains("$1.0200 of $1.00 today") && r.contains("budget.daily_usd"), "{r}");
+        assert!(
+            r.contains("$1.0200 of $1.00 today") && r.contains("budget.daily_usd"),
+            "{r}"
+        );
         let r = cloud_refusal(&Privacy::Pinned, &SpendNow::default()).unwrap();
         assert!(r.to_string().contains("/private"), "{r}");
         assert_eq!(cloud_refusal(&Privacy::Open, &SpendNow::default()), None);

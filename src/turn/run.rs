@@ -27,12 +27,7 @@ struct Loaded {
     pinned: bool,
 }
 
-pub(super) async fn turn(
-    inner: &Inner,
-    req: TurnRequest,
-    cancel: &CancellationToken,
-    emit: &Emit,
-) {
+pub(super) async fn turn(inner: &Inner, req: TurnRequest, cancel: &CancellationToken, emit: &Emit) {
     let finish = match go(inner, &req, cancel, emit).await {
         Ok(f) => f,
         Err(e) => {
@@ -92,9 +87,14 @@ async fn go(
         temperature: req.temperature,
         confidence,
     };
-    let first = answer::answer(inner, ask(decision.target, confidence.clone()), cancel, emit).await;
-    let Some(esc) = escalation(inner, &l, &decision, &first, confidence, conversation).await
-    else {
+    let first = answer::answer(
+        inner,
+        ask(decision.target, confidence.clone()),
+        cancel,
+        emit,
+    )
+    .await;
+    let Some(esc) = escalation(inner, &l, &decision, &first, confidence, conversation).await else {
         return Ok(finish_of(&first));
     };
     if cancel.is_cancelled() {
@@ -206,11 +206,7 @@ async fn decide(
 }
 
 /// Whether the tier picked can answer at all.
-async fn available(
-    inner: &Inner,
-    d: &RouteDecision,
-    route: RouteRequest,
-) -> Result<(), TurnError> {
+async fn available(inner: &Inner, d: &RouteDecision, route: RouteRequest) -> Result<(), TurnError> {
     let tiers = inner.tiers.read().await;
     match d.target {
         Target::Local if tiers.local_state() != LocalState::Ready => {
@@ -243,10 +239,7 @@ fn open(
     req: &TurnRequest,
     emit: &Emit,
 ) -> (Option<ConversationId>, String) {
-    let title = l
-        .title
-        .clone()
-        .unwrap_or_else(|| context::title(&l.prompt));
+    let title = l.title.clone().unwrap_or_else(|| context::title(&l.prompt));
     if matches!(req.thread, Thread::Supplied(_)) {
         return (None, title);
     }

@@ -145,11 +145,14 @@ impl Cloud {
             )
         };
         let usage = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":1000,\"total_tokens\":2000}}\n\n";
-        let body = chunk(&format!("{{\"role\":\"assistant\",\"content\":{content}}}"), "null")
-            + &chunk("{}", "\"stop\"")
+        let body = chunk(
+            &format!("{{\"role\":\"assistant\",\"content\":{content}}}"),
+            "null",
+        ) + &chunk("{}", "\"stop\"")
             + usage
             + "data: [DONE]\n\n";
-        let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
         Cloud::replying(format!("{head}{body}").into_bytes())
     }
 

@@ -133,6 +133,10 @@ pub fn answer(a: &mut App, prompt: &str, target: Target, text: &str, whole: bool
     );
     ev(a, req, TurnEvent::Delta(text.into()));
     ev(a, req, answered(target, model, text, whole));
-    let finish = if whole { Finish::Answered } else { Finish::Interrupted };
+    let finish = if whole {
+        Finish::Answered
+    } else {
+        Finish::Interrupted
+    };
     done(a, req, finish)
 }

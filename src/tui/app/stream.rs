@@ -23,9 +23,7 @@ fn current(app: &App, req: ReqId) -> bool {
 
 /// The answer being written: the last entry, when it is an answer.
 fn answer(app: &mut App) -> Option<&mut Entry> {
-    app.entries
-        .last_mut()
-        .filter(|e| e.role == Role::Assistant)
+    app.entries.last_mut().filter(|e| e.role == Role::Assistant)
 }
 
 pub(super) fn event(app: &mut App, req: ReqId, ev: TurnEvent) -> Vec<Effect> {
@@ -162,5 +160,9 @@ pub(super) fn ended(app: &mut App, req: ReqId) -> Vec<Effect> {
     if app.quitting {
         return vec![Effect::Quit];
     }
-    if r.done { vec![] } else { vec![Effect::RefreshConversations] }
+    if r.done {
+        vec![]
+    } else {
+        vec![Effect::RefreshConversations]
+    }
 }
