@@ -205,7 +205,11 @@ fn escape_sequences_from_a_model_never_reach_the_terminal_and_json_keeps_them() 
     let prompt = "tell me \x1b]0;title\x07 something";
     let out = tandem(&sb, &["--route", "cloud", "-p", prompt]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(terminal_controls(&out.stdout), vec![], "one-shot output");
+    assert_eq!(
+        terminal_controls(&out.stdout),
+        Vec::<char>::new(),
+        "one-shot output"
+    );
     let shown = String::from_utf8(out.stdout).unwrap();
     assert!(shown.contains("Sure.␛]52;c;aGVsbG8=␇"), "{shown}");
     let out = tandem(&sb, &["--route", "cloud", "--json", "-p", prompt]);
@@ -219,7 +223,11 @@ fn escape_sequences_from_a_model_never_reach_the_terminal_and_json_keeps_them() 
     ] {
         let out = tandem(&sb, args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-        assert_eq!(terminal_controls(&out.stdout), vec![], "{args:?}");
+        assert_eq!(
+            terminal_controls(&out.stdout),
+            Vec::<char>::new(),
+            "{args:?}"
+        );
     }
     let out = tandem(&sb, &["history", "export", "1", "--format", "json"]);
     let v = json(&out);
@@ -240,7 +248,12 @@ fn escape_sequences_in_a_provider_error_never_reach_stderr() {
     let sb = sandbox(&cloud, "");
     let out = tandem(&sb, &["--route", "cloud", "-p", "hi"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert_eq!(terminal_controls(&out.stderr), vec![], "{}", stderr(&out));
+    assert_eq!(
+        terminal_controls(&out.stderr),
+        Vec::<char>::new(),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("bad request"), "{}", stderr(&out));
 }
 
