@@ -117,7 +117,15 @@ pub fn done(a: &mut App, req: u64, finish: Finish) -> Vec<Effect> {
 pub fn answer(a: &mut App, prompt: &str, target: Target, text: &str, whole: bool) -> Vec<Effect> {
     let req = req_of(&send(a, prompt));
     ev(a, req, TurnEvent::Routed(decision(target)));
-    opened(a, req, 7);
+    ev(
+        a,
+        req,
+        TurnEvent::Opened {
+            conversation: Some(7),
+            title: prompt.into(),
+            privacy: Privacy::Open,
+        },
+    );
     let model = match target {
         Target::Local => "smollm2-135m",
         Target::Cloud => "gpt-4o-mini",
