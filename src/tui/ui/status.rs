@@ -67,7 +67,15 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         sep.clone(),
         Span::styled(app.spend.label(), spend_style),
     ]);
-    let left_w: usize = spans.iter().map(|s| s.width()).sum();
+    let mut left_w: usize = spans.iter().map(|s| s.width()).sum();
+    // A notice (a refusal, an error) matters more than the spend: when both do not fit, the
+    // spend steps aside until the notice clears.
+    if let Some(n) = &app.notice
+        && left_w + 1 + n.chars().count() > area.width as usize
+    {
+        spans.truncate(spans.len() - 2);
+        left_w = spans.iter().map(|s| s.width()).sum();
+    }
     let right = match &app.notice {
         Some(n) => n.clone(),
         None => format!(
