@@ -326,11 +326,7 @@ fn kill_9_mid_stream_leaves_a_sound_database_and_an_answer_shown_as_interrupted(
         .output()
         .unwrap();
     let text = String::from_utf8(show.stdout).unwrap();
-    let last_heading = text
-        .lines()
-        .filter(|l| l.starts_with("**local"))
-        .last()
-        .unwrap();
+    let last_heading = text.lines().rfind(|l| l.starts_with("**local")).unwrap();
     assert!(last_heading.contains("interrupted"), "{text}");
     let md = sb
         .cmd()
