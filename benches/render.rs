@@ -7,7 +7,6 @@ use std::time::Instant;
 use criterion::{Criterion, criterion_group};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tandem::backend::{FinishReason, StreamEvent};
 use tandem::config::RouteMode;
 use tandem::router::{RouteDecision, Target};
 use tandem::tui::app::{App, update};
@@ -15,6 +14,7 @@ use tandem::tui::keymap::Keymap;
 use tandem::tui::msg::{Effect, Msg};
 use tandem::tui::theme::Theme;
 use tandem::tui::ui;
+use tandem::turn::{Answer, Badge, Done, Finish, TurnEvent};
 
 /// About 5,000 tokens (~20 KB) of prose, lists and Rust code.
 pub fn long_answer() -> String {
@@ -61,13 +61,9 @@ pub fn transcript(streaming: bool) -> App {
         };
         update(
             &mut a,
-            Msg::Routed {
+            Msg::Turn {
                 req,
-                conv: 1,
-                title: "bench".into(),
-                turn: None,
-                decision,
-                local_name: "smollm2-135m".into(),
+                event: TurnEvent::Routed(decision),
             },
         );
         let text = if i == 99 {
@@ -86,9 +82,9 @@ pub fn transcript(streaming: bool) -> App {
                 let (d, r) = rest.split_at(n);
                 update(
                     &mut a,
-                    Msg::Stream {
+                    Msg::Turn {
                         req,
-                        event: StreamEvent::Delta(d.to_string()),
+                        event: TurnEvent::Delta(d.to_string()),
                     },
                 );
                 rest = r;
@@ -102,19 +98,36 @@ pub fn transcript(streaming: bool) -> App {
         }
         update(
             &mut a,
-            Msg::Stream {
+            Msg::Turn {
                 req,
-                event: StreamEvent::Delta(text),
+                event: TurnEvent::Delta(text.clone()),
             },
         );
+        let answer = Answer {
+            badge: Badge::routed(Target::Local, "smollm2-135m"),
+            text,
+            usage: Default::default(),
+            interrupted: false,
+        };
         update(
             &mut a,
-            Msg::Stream {
+            Msg::Turn {
                 req,
-                event: StreamEvent::Done(FinishReason::Stop),
+                event: TurnEvent::Answered(answer),
             },
         );
-        update(&mut a, Msg::StreamEnded { req });
+        let done = Done {
+            finish: Finish::Answered,
+            spend: Default::default(),
+        };
+        update(
+            &mut a,
+            Msg::Turn {
+                req,
+                event: TurnEvent::Done(done),
+            },
+        );
+        update(&mut a, Msg::TurnEnded { req });
     }
     a
 }

@@ -45,6 +45,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('models', 'models', [CompletionResultType]::ParameterValue, 'Manage local models')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Explain where a prompt would go, without calling any model')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check config, keys, provider reachability and the local model')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -441,6 +442,23 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;history;help;help' {
             break
         }
+        'tandem;stats' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
+            [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
+            [CompletionResult]::new('--day', '--day', [CompletionResultType]::ParameterName, 'Today (the default)')
+            [CompletionResult]::new('--week', '--week', [CompletionResultType]::ParameterName, 'The last seven days, today included')
+            [CompletionResult]::new('--month', '--month', [CompletionResultType]::ParameterName, 'This calendar month')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the figures as JSON')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--no-pull', '--no-pull', [CompletionResultType]::ParameterName, 'Never download the local model, even when it is missing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'tandem;doctor' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
@@ -474,6 +492,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('models', 'models', [CompletionResultType]::ParameterValue, 'Manage local models')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Explain where a prompt would go, without calling any model')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
+            [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check config, keys, provider reachability and the local model')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
@@ -556,6 +575,9 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             break
         }
         'tandem;help;history;rm' {
+            break
+        }
+        'tandem;help;stats' {
             break
         }
         'tandem;help;doctor' {

@@ -40,6 +40,9 @@ _tandem() {
             tandem,route)
                 cmd="tandem__subcmd__route"
                 ;;
+            tandem,stats)
+                cmd="tandem__subcmd__stats"
+                ;;
             tandem__subcmd__auth,help)
                 cmd="tandem__subcmd__auth__subcmd__help"
                 ;;
@@ -111,6 +114,9 @@ _tandem() {
                 ;;
             tandem__subcmd__help,route)
                 cmd="tandem__subcmd__help__subcmd__route"
+                ;;
+            tandem__subcmd__help,stats)
+                cmd="tandem__subcmd__help__subcmd__stats"
                 ;;
             tandem__subcmd__help__subcmd__auth,remove)
                 cmd="tandem__subcmd__help__subcmd__auth__subcmd__remove"
@@ -239,7 +245,7 @@ _tandem() {
 
     case "${cmd}" in
         tandem)
-            opts="-q -p -c -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --help --version config auth models route history doctor completions help"
+            opts="-q -p -c -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --help --version config auth models route history stats doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -765,7 +771,7 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help)
-            opts="config auth models route history doctor completions help"
+            opts="config auth models route history stats doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1101,6 +1107,20 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help__subcmd__route)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1736,6 +1756,40 @@ _tandem() {
             ;;
         tandem__subcmd__route)
             opts="-q -h --batch --json --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__stats)
+            opts="-q -h --day --week --month --json --config --route --model --theme --log-level --quiet --no-pull --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -42,6 +42,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand models 'Manage local models'
             cand route 'Explain where a prompt would go, without calling any model'
             cand history 'Browse, search, export and delete saved conversations'
+            cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
             cand doctor 'Check config, keys, provider reachability and the local model'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -392,6 +393,22 @@ set edit:completion:arg-completer[tandem] = {|@words|
         }
         &'tandem;history;help;help'= {
         }
+        &'tandem;stats'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand --day 'Today (the default)'
+            cand --week 'The last seven days, today included'
+            cand --month 'This calendar month'
+            cand --json 'Print the figures as JSON'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'tandem;doctor'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
@@ -423,6 +440,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand models 'Manage local models'
             cand route 'Explain where a prompt would go, without calling any model'
             cand history 'Browse, search, export and delete saved conversations'
+            cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
             cand doctor 'Check config, keys, provider reachability and the local model'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
@@ -484,6 +502,8 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;help;history;export'= {
         }
         &'tandem;help;history;rm'= {
+        }
+        &'tandem;help;stats'= {
         }
         &'tandem;help;doctor'= {
         }

@@ -103,6 +103,8 @@ pub enum Command {
     /// Browse, search, export and delete saved conversations
     #[command(subcommand)]
     History(HistoryCmd),
+    /// Turns, spend, savings and speed per tier for a day, a week or a month (UTC)
+    Stats(StatsCmd),
     /// Check config, keys, provider reachability and the local model
     Doctor {
         /// Print the report as JSON
@@ -198,6 +200,22 @@ pub struct RouteCmd {
     #[arg(long, conflicts_with = "prompt")]
     pub batch: bool,
     /// Print the decision as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsCmd {
+    /// Today (the default)
+    #[arg(long, conflicts_with_all = ["week", "month"])]
+    pub day: bool,
+    /// The last seven days, today included
+    #[arg(long, conflicts_with = "month")]
+    pub week: bool,
+    /// This calendar month
+    #[arg(long)]
+    pub month: bool,
+    /// Print the figures as JSON
     #[arg(long)]
     pub json: bool,
 }

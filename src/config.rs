@@ -155,6 +155,9 @@ pub struct ProviderFile {
     pub timeout_secs: u64,
 }
 
+/// The longest `timeout_secs` accepted: one day.
+pub const MAX_TIMEOUT_SECS: u64 = 86_400;
+
 fn default_timeout() -> u64 {
     60
 }
@@ -257,6 +260,14 @@ pub(crate) fn resolve(
                 ));
             }
         }
+        // A deadline this far out overflows the clock; a day is already "never" for an answer.
+        if !(1..=MAX_TIMEOUT_SECS).contains(&p.timeout_secs) {
+            return Err((
+                format!("providers.{name}.timeout_secs"),
+                format!("{} is out of range", p.timeout_secs),
+                format!("use 1 to {MAX_TIMEOUT_SECS} seconds (60 is the default)"),
+            ));
+        }
         providers.push(Provider {
             name,
             base_url: url,
@@ -304,7 +315,9 @@ pub(crate) fn resolve(
     })
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+/// A loopback host, decided by parsing it as an address (or the name `localhost`), never by
+/// its spelling: `127.evil.example` is a domain, not loopback.
+pub fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

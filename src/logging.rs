@@ -27,6 +27,24 @@ pub fn parse_filter(level: &str) -> Result<EnvFilter, LogError> {
     EnvFilter::try_new(level).map_err(|_| LogError::Level(level.to_string()))
 }
 
+const LOG_FILE: &str = "tandem.log";
+
+/// The log can quote prompts and provider errors: like the history, only the owner may read
+/// it. The file is made 0600 before the appender opens it (appending keeps the mode), and an
+/// older, looser file is tightened.
+fn restrict(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path);
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
 /// Starts file logging; the guard flushes on drop. An unwritable log directory disables
 /// logging rather than failing the command.
 pub fn init(dir: &Path, level: &str) -> Result<Option<WorkerGuard>, LogError> {
@@ -34,7 +52,8 @@ pub fn init(dir: &Path, level: &str) -> Result<Option<WorkerGuard>, LogError> {
     if std::fs::create_dir_all(dir).is_err() {
         return Ok(None);
     }
-    let appender = tracing_appender::rolling::never(dir, "tandem.log");
+    restrict(&dir.join(LOG_FILE));
+    let appender = tracing_appender::rolling::never(dir, LOG_FILE);
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let ok = tracing_subscriber::fmt()
         .with_env_filter(filter)

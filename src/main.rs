@@ -70,6 +70,10 @@ fn main() -> ExitCode {
 
     match run(cli, loaded) {
         Ok(code) => code,
+        // Input refused at the boundary (`tandem route` over the stdin cap) is a usage error.
+        Err(e) if e.downcast_ref::<tandem::print::InputError>().is_some() => {
+            usage_error(&one_line(&e))
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("tandem: {}", one_line(&e));
@@ -94,6 +98,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
         Some(Command::Models(m)) => runtime()?.block_on(commands::models::run(&m, cfg))?,
         Some(Command::Route(args)) => commands::route::run(&args, cfg)?,
         Some(Command::History(h)) => commands::history::run(&h, cfg)?,
+        Some(Command::Stats(args)) => commands::stats::run(&args, cfg)?,
         Some(Command::Doctor { json }) => {
             runtime()?.block_on(commands::doctor::run(&loaded, json))?
         }
@@ -168,19 +173,21 @@ fn clap_one_line(e: &clap::Error) -> String {
     format!("{}; see `tandem --help`", msg.trim_start_matches("error: "))
 }
 
-/// The error chain on one line: a user sees what failed and why, never a backtrace.
+/// The error chain on one line: a user sees what failed and why, never a backtrace. A chain
+/// can quote a provider or a file, so it goes through the sanitizer.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain()
-        .map(|c| c.to_string().replace('\n', " "))
-        .collect::<Vec<_>>()
-        .join(": ")
+    let chain: Vec<String> = e.chain().map(|c| c.to_string()).collect();
+    tandem::sanitize::one_line(&chain.join(": "))
 }
 
-/// Restores the terminal before the message prints, so a crash inside the chat screen
-/// never leaves the shell in raw mode, and logs the details instead of printing a backtrace.
+/// Logs every panic, with its place, instead of printing a backtrace. Only a panic that will
+/// end the process (one on the main thread, where the chat screen's loop and one-shot mode
+/// run) restores the terminal and prints a line: a panic inside a task or an engine thread is
+/// caught there (tokio catches it and the front-end reports the turn as failed), and
+/// resetting the terminal under a screen that keeps drawing would wreck it.
 fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
-        tandem::tui::restore_terminal();
+        let fatal = std::thread::current().name() == Some("main");
         let msg = info
             .payload()
             .downcast_ref::<&str>()
@@ -192,7 +199,13 @@ fn install_panic_hook() {
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
         tracing::error!("panic{place}: {msg}");
-        eprintln!("tandem: internal error: {msg} (details in the log; please report it)");
+        if fatal {
+            tandem::tui::restore_terminal();
+            eprintln!(
+                "tandem: internal error: {} (details in the log; please report it)",
+                tandem::sanitize::one_line(&msg)
+            );
+        }
     }));
 }
 

@@ -1,25 +1,28 @@
-//! One-shot mode: a prompt from `-p` and/or stdin, routed, answered once on stdout as it
-//! streams, with route and usage on stderr (only on a terminal, and not with -q) and the turn
-//! saved to history. Exit statuses are part of the interface (see the README).
+//! One-shot mode: a prompt from `-p` and/or stdin, handed to the turn pipeline, its events
+//! rendered: the answer on stdout as it streams (sanitized), route and usage on stderr (only on
+//! a terminal, and not with -q), or one JSON object with `--json`. Exit statuses are part of
+//! the interface (see the README).
 
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::local::Confidence;
-use crate::backend::{BackendError, ChatRequest, FinishReason, StreamEvent};
-use crate::chat::{Message, Role, Usage};
 use crate::config::Config;
-use crate::router::{LocalState, RouteDecision, Target};
-use crate::session::{self, Store, TurnMeta};
-use crate::tiers::{RouteContext, Tiers};
+use crate::sanitize::{for_terminal, one_line};
+use crate::session::Store;
+use crate::tiers::Tiers;
+use crate::turn::{
+    Ask, Failure, Finish, Pipeline, RouteRequest, Seam, Thread, TurnEvent, TurnRequest,
+};
 
 mod input;
 mod report;
-pub use input::{InputError, read_input};
-use report::{pull_reporter, report, title};
+pub use input::{InputError, read_capped, read_input};
+use report::{Report, pull_reporter};
 
 /// Exit statuses of one-shot mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +31,10 @@ pub enum Exit {
     ModelFailed = 1,
     Usage = 2,
     NoTier = 3,
+    /// 128 + the signal that stopped the answer: SIGHUP, SIGINT, SIGTERM.
+    Hangup = 129,
     Interrupted = 130,
+    Terminated = 143,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -42,7 +48,7 @@ pub struct PrintOptions {
 }
 
 fn fail(code: Exit, msg: impl std::fmt::Display) -> Exit {
-    eprintln!("tandem: {msg}");
+    eprintln!("tandem: {}", one_line(&msg.to_string()));
     code
 }
 
@@ -58,14 +64,13 @@ pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
         Err(e) => return fail(Exit::Usage, e),
     };
     let status = std::io::stderr().is_terminal() && !opts.quiet;
-
-    let mut store = match Store::open(&cfg.paths.history_db()) {
+    let store = match Store::open(&cfg.paths.history_db()) {
         Ok(s) => s,
         Err(e) => return fail(Exit::ModelFailed, e),
     };
-    let conv = if opts.continue_last {
+    let thread = if opts.continue_last {
         match store.last_conversation() {
-            Ok(Some(c)) => Some(c),
+            Ok(Some(c)) => Thread::Stored(c.id),
             Ok(None) => {
                 return fail(
                     Exit::Usage,
@@ -76,274 +81,222 @@ pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
         }
     } else if let Some(key) = &opts.conversation {
         match store.find(key) {
-            Ok(c) => Some(c),
+            Ok(c) => Thread::Stored(c.id),
             Err(e) => return fail(Exit::Usage, e),
         }
     } else {
-        None
+        Thread::New
     };
-    let (history, sticky_cloud) = match &conv {
-        Some(c) => {
-            let turns = store.turns(c.id).unwrap_or_default();
-            let sticky = turns
-                .iter()
-                .rev()
-                .find(|t| t.role == Role::Assistant)
-                .is_some_and(|t| t.meta.target.as_deref() == Some("cloud"));
-            (store.messages(c.id).unwrap_or_default(), sticky)
-        }
-        None => (vec![], false),
-    };
-
-    let mut tiers = match Tiers::new(cfg) {
+    let tiers = match Tiers::new(cfg) {
         Ok(t) => t,
         Err(e) => return fail(Exit::Usage, e),
     };
-    let ctx = RouteContext {
-        mode: cfg.route,
-        force: false,
-        private: opts.private || conv.as_ref().is_some_and(|c| c.private),
-        sticky_cloud,
-        budget: budget(&store, cfg),
-    };
-    // Ask first as if the local model were ready: loading it only pays when it may answer.
-    let mut decision = tiers.decide_with(&prompt, &history, &ctx, LocalState::Ready);
-    if decision.target == Target::Local {
-        tiers.start_local(cfg, pull_reporter(status)).await;
-        tiers.wait_local().await;
-        decision = tiers.decide(&prompt, &history, &ctx);
-    }
-    if decision.target == Target::Local && tiers.local_state() != LocalState::Ready {
-        let why = tiers.local_problem().unwrap_or_default();
-        return fail(
-            Exit::NoTier,
-            format!(
-                "no tier can answer: no cloud provider is online and the local model is unavailable ({why})"
-            ),
-        );
-    }
-    if decision.target == Target::Cloud && !tiers.cloud_online() {
-        return fail(
-            Exit::NoTier,
-            "no tier can answer: the prompt is pinned to the cloud, but no cloud provider is online; configure one or use --route local",
-        );
-    }
-
-    let conv_id = match &conv {
-        Some(c) => c.id,
-        None => match store.create_conversation(&title(&prompt), opts.private, None) {
-            Ok(id) => id,
-            Err(e) => return fail(Exit::ModelFailed, e),
-        },
-    };
-    if let Err(e) = store.add_turn(conv_id, Role::User, &prompt, &TurnMeta::default(), false) {
-        return fail(Exit::ModelFailed, e);
-    }
-    if status {
-        eprintln!(
-            "→ {} ({})",
-            decision.target.as_str(),
-            decision
-                .reasons
-                .first()
-                .map(|r| r.message.as_str())
-                .unwrap_or("")
-        );
-    }
-
-    let mut messages = history;
-    messages.push(Message::user(prompt));
-    let confidence = Confidence::default();
-    let echo = !opts.json;
-    let outcome = answer(
-        cfg,
-        &tiers,
-        &decision,
-        messages.clone(),
-        &mut store,
-        conv_id,
-        echo,
-        Some(confidence.clone()),
-    )
-    .await;
-    let escalation = (outcome.exit == Exit::Ok && !outcome.interrupted)
-        .then(|| tiers.escalation(&decision, &outcome.text, confidence.mean()))
-        .flatten();
-    let Some(esc) = escalation else {
-        report(&opts, status, &decision, &outcome, None, conv_id, &tiers);
-        return outcome.exit;
-    };
-    // The weak local answer stays in history and on screen; the seam says why the cloud
-    // answers again, and the cloud sees the question, not the weak answer.
-    if echo {
-        println!("\n--- escalated to the cloud: {} ---", esc.message);
-    }
-    let mut cloud = decision.clone();
-    cloud.target = Target::Cloud;
-    let second = answer(
-        cfg, &tiers, &cloud, messages, &mut store, conv_id, echo, None,
-    )
-    .await;
-    report(
-        &opts,
-        status,
-        &cloud,
-        &second,
-        Some((&esc, &outcome.text)),
-        conv_id,
-        &tiers,
+    let pipeline = Pipeline::starting_local(
+        cfg.clone(),
+        Arc::new(RwLock::new(tiers)),
+        Arc::new(Mutex::new(store)),
+        pull_reporter(status),
     );
-    second.exit
-}
-
-pub(super) struct Outcome {
-    text: String,
-    provider: String,
-    model: String,
-    usage: Usage,
-    cost_usd: f64,
-    saved_usd: f64,
-    interrupted: bool,
-    exit: Exit,
-}
-
-/// Streams the answer to stdout (unless `--json`), saving it at least once a second.
-#[allow(clippy::too_many_arguments)]
-async fn answer(
-    cfg: &Config,
-    tiers: &Tiers,
-    decision: &RouteDecision,
-    messages: Vec<Message>,
-    store: &mut Store,
-    conv: session::ConversationId,
-    echo: bool,
-    confidence: Option<Confidence>,
-) -> Outcome {
-    let mut meta = TurnMeta {
-        target: Some(decision.target.as_str().into()),
-        reasons: serde_json::to_string(&decision.reasons).ok(),
-        ..Default::default()
-    };
-    let turn = store.begin_answer(conv, &meta).ok();
+    let mut request = TurnRequest::new(thread, Ask::Prompt(prompt), RouteRequest::Mode(cfg.route));
+    request.private = opts.private;
     let cancel = CancellationToken::new();
-    let mut stream = tiers.stream_watched(
-        decision.target,
-        ChatRequest::new(messages),
-        cancel.clone(),
-        confidence,
-    );
-    let mut o = Outcome {
-        text: String::new(),
-        provider: String::new(),
-        model: String::new(),
-        usage: Usage::default(),
-        cost_usd: 0.0,
-        saved_usd: 0.0,
-        interrupted: false,
-        exit: Exit::Ok,
+    let events = pipeline.start(request, cancel.clone());
+    render(events, cancel, &opts, status, &mut std::io::stdout().lock()).await
+}
+
+/// Renders the turn's events until `Done`. A signal or a closed stdout cancels the answer;
+/// the pipeline still saves what came, marked interrupted, before `Done`.
+async fn render(
+    mut events: crate::turn::TurnStream,
+    cancel: CancellationToken,
+    opts: &PrintOptions,
+    status: bool,
+    out: &mut dyn Write,
+) -> Exit {
+    let echo = !opts.json;
+    let mut report = Report::default();
+    let (mut stopped_by, mut reader_gone, mut open_line) = (None, false, false);
+    let (mut term, mut hup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(t), Ok(h)) => (t, h),
+        _ => return fail(Exit::ModelFailed, "cannot watch for signals"),
     };
-    let mut out = std::io::stdout().lock();
-    let mut last_save = Instant::now();
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    let mut finish = None;
     loop {
         let ev = tokio::select! {
-            _ = &mut ctrl_c, if o.exit != Exit::Interrupted => { cancel.cancel(); o.exit = Exit::Interrupted; continue; }
-            ev = stream.next() => ev,
+            _ = &mut ctrl_c, if stopped_by.is_none() => { stopped_by = Some(Exit::Interrupted); cancel.cancel(); continue; }
+            _ = term.recv(), if stopped_by.is_none() => { stopped_by = Some(Exit::Terminated); cancel.cancel(); continue; }
+            _ = hup.recv(), if stopped_by.is_none() => { stopped_by = Some(Exit::Hangup); cancel.cancel(); continue; }
+            ev = events.next() => ev,
         };
-        let Some(ev) = ev else { break };
+        let Some(ev) = ev else {
+            // The pipeline's task ended without `Done`: a bug, already logged by the panic hook.
+            return fail(
+                Exit::ModelFailed,
+                "internal error: the answer stopped unexpectedly (details in the log)",
+            );
+        };
         match ev {
-            Ok(StreamEvent::Started { provider, model }) => {
-                (o.provider, o.model) = (provider, model)
+            TurnEvent::Routed(d) => {
+                if status {
+                    let why = d.reasons.first().map(|r| r.message.as_str()).unwrap_or("");
+                    eprintln!("→ {} ({why})", d.target.as_str());
+                }
+                report.decision = Some(d);
             }
-            Ok(StreamEvent::Delta(d)) => {
-                o.text.push_str(&d);
-                if echo && (out.write_all(d.as_bytes()).is_err() || out.flush().is_err()) {
+            TurnEvent::Refused(r) => eprintln!("tandem: {r}"),
+            TurnEvent::Opened { conversation, .. } => report.conversation = conversation,
+            TurnEvent::Started { provider, .. } => report.provider = provider,
+            TurnEvent::Delta(d) => {
+                if !d.is_empty() {
+                    open_line = !d.ends_with('\n');
+                }
+                if echo && !reader_gone && write_now(out, &for_terminal(&d)).is_err() {
                     // The reader went away (`| head`): stop generating and leave quietly.
+                    reader_gone = true;
                     cancel.cancel();
-                    o.exit = Exit::Ok;
-                    finish = Some(FinishReason::Cancelled);
-                    break;
-                }
-                if last_save.elapsed() >= Duration::from_secs(1) {
-                    if let Some(t) = turn {
-                        let _ = store.save_partial(t, &o.text);
-                    }
-                    last_save = Instant::now();
                 }
             }
-            Ok(StreamEvent::Usage(u)) => o.usage = u,
-            Ok(StreamEvent::Done(f)) => finish = Some(f),
-            Err(e) => {
-                eprintln!(
-                    "{}tandem: {e}",
-                    if o.text.is_empty() || !echo { "" } else { "\n" }
-                );
-                o.exit = match e {
-                    BackendError::NotReady(_) | BackendError::Unavailable(_)
-                        if o.text.is_empty() =>
-                    {
-                        Exit::NoTier
-                    }
-                    _ => Exit::ModelFailed,
+            TurnEvent::Failed(e) => {
+                let lead = if echo && open_line { "\n" } else { "" };
+                eprintln!("{lead}tandem: {}", one_line(&e.to_string()));
+                open_line = false;
+            }
+            TurnEvent::Answered(a) => {
+                if echo && !reader_gone && open_line {
+                    let _ = write_now(out, "\n");
+                }
+                open_line = false;
+                report.answers.push(a);
+            }
+            TurnEvent::Escalated(esc) => {
+                let seam = Seam::Escalated(esc.message.clone()).words();
+                if echo && !reader_gone && write_now(out, &format!("\n--- {seam} ---\n")).is_err() {
+                    reader_gone = true;
+                    cancel.cancel();
+                }
+                report.escalation = Some(esc);
+            }
+            TurnEvent::Notice(n) => {
+                if !opts.quiet {
+                    eprintln!("tandem: {}", one_line(&n));
+                }
+            }
+            TurnEvent::Done(done) => {
+                let _ = out.flush();
+                if !reader_gone {
+                    report.print(opts.json, status);
+                }
+                return match done.finish {
+                    Finish::Answered => Exit::Ok,
+                    Finish::Interrupted if reader_gone => Exit::Ok,
+                    Finish::Interrupted => stopped_by.unwrap_or(Exit::Interrupted),
+                    Finish::Refused => Exit::Usage,
+                    Finish::Failed(Failure::NoTier) => Exit::NoTier,
+                    Finish::Failed(Failure::Model) => Exit::ModelFailed,
                 };
-                finish = Some(FinishReason::Interrupted);
             }
         }
     }
-    if echo && !o.text.is_empty() && !o.text.ends_with('\n') {
-        let _ = writeln!(out);
+}
+
+/// Writes and flushes at once, so the answer appears as it streams; an error means the reader
+/// is gone. Never `println!`, which panics on a closed pipe.
+fn write_now(out: &mut dyn Write, text: &str) -> std::io::Result<()> {
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::router::{Escalation, EscalationReason, Target};
+    use crate::turn::{Answer, Badge, Done, SpendNow};
+
+    /// A pipe whose reader left after `room` bytes.
+    struct Closing {
+        room: usize,
     }
-    // Anything but the model's own end (or its token cap) leaves a partial answer.
-    o.interrupted = !matches!(finish, Some(FinishReason::Stop | FinishReason::Length));
-    if o.usage.completion_tokens == 0 {
-        o.usage.completion_tokens = crate::chat::estimate_tokens(&o.text);
-    }
-    match decision.target {
-        Target::Cloud => o.cost_usd = cloud_cost(cfg, &o),
-        Target::Local => {
-            o.saved_usd = tiers
-                .price()
-                .map(|p| p.cost_usd(o.usage.prompt_tokens, o.usage.completion_tokens))
-                .unwrap_or(0.0)
+
+    impl Write for Closing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if buf.len() > self.room {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.room -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
-    meta.provider = Some(o.provider.clone()).filter(|s| !s.is_empty());
-    meta.model = Some(o.model.clone()).filter(|s| !s.is_empty());
-    meta.usage = Some(o.usage);
-    meta.cost_usd = o.cost_usd;
-    meta.saved_usd = o.saved_usd;
-    if let Some(t) = turn
-        && let Err(e) = store.finish_answer(t, &o.text, &meta, o.interrupted)
-    {
-        tracing::error!("could not save the answer: {e}");
+
+    fn answered(text: &str) -> TurnEvent {
+        TurnEvent::Answered(Answer {
+            text: text.into(),
+            badge: Badge::routed(Target::Local, "m"),
+            usage: Default::default(),
+            interrupted: false,
+        })
     }
-    o
-}
 
-/// The price of the model that actually answered, after any failover.
-fn cloud_cost(cfg: &Config, o: &Outcome) -> f64 {
-    let spec = cfg
-        .provider(&o.provider)
-        .and_then(|p| p.models.iter().find(|m| m.name == o.model));
-    spec.map(|m| {
-        (o.usage.prompt_tokens as f64 * m.input_price
-            + o.usage.completion_tokens as f64 * m.output_price)
-            / 1e6
-    })
-    .unwrap_or(0.0)
-}
+    /// The escalation seam used to be a `println!`, which panics on a closed pipe.
+    #[tokio::test]
+    async fn the_escalation_seam_on_a_closed_pipe_ends_quietly() {
+        let events = vec![
+            TurnEvent::Delta("weak answer\n".into()),
+            answered("weak answer\n"),
+            TurnEvent::Escalated(Escalation {
+                reason: EscalationReason::RepetitionLoop,
+                message: "loops".into(),
+            }),
+            TurnEvent::Done(Done {
+                finish: Finish::Interrupted,
+                spend: SpendNow::default(),
+            }),
+        ];
+        let cancel = CancellationToken::new();
+        let mut out = Closing { room: 12 };
+        let exit = render(
+            futures::stream::iter(events).boxed(),
+            cancel.clone(),
+            &PrintOptions::default(),
+            false,
+            &mut out,
+        )
+        .await;
+        assert_eq!(exit, Exit::Ok);
+        assert!(
+            cancel.is_cancelled(),
+            "the reader left, so the answer stops"
+        );
+    }
 
-/// Spend today and this month (UTC), from the history's recorded costs.
-fn budget(store: &Store, cfg: &Config) -> crate::router::BudgetState {
-    let now = session::now();
-    let day_start = now - now.rem_euclid(86_400);
-    let month_start = input::month_start(now);
-    crate::router::BudgetState {
-        daily_spent_usd: store.spent_since(day_start).unwrap_or(0.0),
-        daily_cap_usd: cfg.budget.daily_usd,
-        monthly_spent_usd: store.spent_since(month_start).unwrap_or(0.0),
-        monthly_cap_usd: cfg.budget.monthly_usd,
+    #[tokio::test]
+    async fn escape_sequences_are_shown_not_written_raw() {
+        let events = vec![
+            TurnEvent::Delta("a\x1b]52;c;aGk=\x07b".into()),
+            answered("a\x1b]52;c;aGk=\x07b"),
+            TurnEvent::Done(Done {
+                finish: Finish::Answered,
+                spend: SpendNow::default(),
+            }),
+        ];
+        let mut out = Vec::new();
+        let exit = render(
+            futures::stream::iter(events).boxed(),
+            CancellationToken::new(),
+            &PrintOptions::default(),
+            false,
+            &mut out,
+        )
+        .await;
+        assert_eq!(exit, Exit::Ok);
+        assert_eq!(String::from_utf8(out).unwrap(), "a␛]52;c;aGk=␇b\n");
     }
 }

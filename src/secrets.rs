@@ -131,10 +131,7 @@ pub fn lookup(p: &Provider, env: &dyn Fn(&str) -> Option<String>) -> (KeySource,
     if let Some(k) = from_keyring(&p.name) {
         return (KeySource::Keyring, Some(k));
     }
-    if p.base_url
-        .host_str()
-        .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
-    {
+    if crate::config::is_loopback(&p.base_url) {
         return (KeySource::NotNeeded, None);
     }
     (KeySource::Missing, None)
@@ -162,6 +159,15 @@ mod tests {
         assert_eq!(format!("{r:?}"), "***");
         assert_eq!(format!("{:?}", Some(r.clone())), "Some(***)");
         assert_eq!(r.expose(), "sk-live-123456");
+    }
+
+    #[test]
+    fn only_a_parsed_loopback_host_goes_without_a_key() {
+        let lo = |u: &str| crate::config::is_loopback(&u.parse().unwrap());
+        assert!(lo("http://127.0.0.1:8080/v1") && lo("http://127.9.9.9/") && lo("http://[::1]/"));
+        assert!(lo("http://localhost:11434/v1"));
+        assert!(!lo("http://127.evil.example/v1") && !lo("http://localhost.evil.example/"));
+        assert!(!lo("https://api.openai.com/v1") && !lo("http://10.0.0.1/"));
     }
 
     #[test]

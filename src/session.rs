@@ -11,8 +11,11 @@ use serde::Serialize;
 use crate::chat::{Message, Role, Usage};
 
 mod file;
+mod ledger;
 mod migrations;
 mod reads;
+
+pub use ledger::{DAY, Spend, SpendId, SpendRow, Totals, day_start, month_start};
 
 use file::{BUSY_TIMEOUT, is_busy, restrict_mode};
 
@@ -71,6 +74,14 @@ pub struct Turn {
     /// False while an answer is still streaming (or when its process died mid-stream).
     pub complete: bool,
     pub created_at: i64,
+}
+
+impl Turn {
+    /// Not whole: cancelled, broken off, or never finished because its process died
+    /// (`complete` stays 0 after a `kill -9`). Shown as interrupted everywhere.
+    pub fn cut_off(&self) -> bool {
+        self.interrupted || !self.complete
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -218,6 +229,17 @@ impl Store {
         Ok(())
     }
 
+    /// Pins a conversation private (or unpins it), keeping its route pin.
+    pub fn set_private(&mut self, id: ConversationId, private: bool) -> Result<(), SessionError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE conversations SET private = ?2 WHERE id = ?1",
+                params![id, private],
+            )
+        })?;
+        Ok(())
+    }
+
     pub fn delete(&mut self, id: ConversationId) -> Result<(), SessionError> {
         let n = self.write(|tx| tx.execute("DELETE FROM conversations WHERE id = ?1", [id]))?;
         if n == 0 {
@@ -324,12 +346,7 @@ impl Store {
                 "system" => Role::System,
                 _ => Role::Assistant,
             };
-            let usage = Usage {
-                prompt_tokens: r.get::<_, i64>(7)? as usize,
-                completion_tokens: r.get::<_, i64>(8)? as usize,
-                ttft_ms: r.get::<_, i64>(9)? as u64,
-                tokens_per_s: r.get(10)?,
-            };
+            let usage = usage_at(r, 7)?;
             Ok(Turn {
                 id: r.get(0)?,
                 role,
@@ -370,6 +387,16 @@ impl Store {
 
 const CONV_SELECT: &str =
     "SELECT id, title, created_at, updated_at, pin, private FROM conversations";
+
+/// Usage from four columns starting at `first`: prompt and completion tokens, TTFT, tok/s.
+pub(crate) fn usage_at(r: &rusqlite::Row, first: usize) -> rusqlite::Result<Usage> {
+    Ok(Usage {
+        prompt_tokens: r.get::<_, i64>(first)? as usize,
+        completion_tokens: r.get::<_, i64>(first + 1)? as usize,
+        ttft_ms: r.get::<_, i64>(first + 2)? as u64,
+        tokens_per_s: r.get(first + 3)?,
+    })
+}
 
 pub(crate) fn conv_row(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
     Ok(Conversation {

@@ -1,6 +1,6 @@
 //! The two tiers behind one decision: starts the local engine (pulling its model when allowed),
 //! builds the cloud backend, reads both tiers' live state for the router, and streams from the
-//! tier a decision picked. Shared by one-shot mode and the chat screen; no UI here.
+//! tier a decision picked. Driven by the turn pipeline (src/turn); no UI here.
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -158,6 +158,11 @@ impl Tiers {
         self.local = other.local;
         self.local_name = other.local_name;
         self.local_context = other.local_context;
+    }
+
+    /// Whether anyone has started the local tier yet (one-shot mode starts it only on need).
+    pub fn local_started(&self) -> bool {
+        !matches!(self.local, Local::NotStarted)
     }
 
     pub fn local_engine(&self) -> Option<&LocalEngine> {

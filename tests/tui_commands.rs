@@ -18,14 +18,82 @@ fn route_commands_set_the_mode() {
 }
 
 #[test]
-fn private_toggles_and_is_passed_with_the_prompt() {
+fn private_toggles_is_passed_with_the_prompt_and_saved_on_a_stored_chat() {
     let mut a = app();
     send(&mut a, "/private");
     assert!(a.private);
-    assert!(matches!(
-        &send(&mut a, "secret")[..],
-        [Effect::Ask { private: true, .. }]
-    ));
+    let (req, request) = ask_of(&send(&mut a, "secret"));
+    assert!(request.private);
+    ev(&mut a, req, TurnEvent::Routed(decision(Target::Local)));
+    opened(&mut a, req, 7);
+    done(&mut a, req, Finish::Answered);
+    assert_eq!(
+        send(&mut a, "/private"),
+        vec![Effect::SetPrivate {
+            conv: 7,
+            private: false
+        }]
+    );
+    // A reopened chat brings its pin back.
+    update(
+        &mut a,
+        Msg::ConversationLoaded {
+            id: 7,
+            title: "t".into(),
+            private: true,
+            turns: vec![],
+        },
+    );
+    assert!(a.private);
+}
+
+#[test]
+fn cloud_on_a_private_chat_is_refused_with_the_way_out() {
+    let mut a = app();
+    send(&mut a, "/private");
+    assert!(send(&mut a, "/cloud").is_empty());
+    assert_eq!(a.mode, RouteMode::Auto, "the route did not change");
+    let n = a.notice.clone().unwrap();
+    assert!(
+        n.starts_with("not sent to the cloud") && n.contains("/private"),
+        "{n}"
+    );
+    // A secret found by the pipeline counts as much as the pin.
+    let mut a = app();
+    let req = req_of(&send(&mut a, "key sk-proj-abcdefghijklmnopqrstuvwx"));
+    ev(
+        &mut a,
+        req,
+        TurnEvent::Opened {
+            conversation: Some(3),
+            title: "key".into(),
+            privacy: Privacy::of(false, "key sk-proj-abcdefghijklmnopqrstuvwx", &[]),
+        },
+    );
+    done(&mut a, req, Finish::Answered);
+    send(&mut a, "/cloud");
+    assert_eq!(a.mode, RouteMode::Auto);
+    assert!(a.notice.clone().unwrap().contains("API key"));
+}
+
+#[test]
+fn a_refused_turn_gives_the_prompt_back() {
+    let mut a = app();
+    let req = req_of(&send(&mut a, "please go out"));
+    let why = Refusal::Private(Privacy::Pinned);
+    ev(&mut a, req, TurnEvent::Refused(why.clone()));
+    done(&mut a, req, Finish::Refused);
+    assert!(a.entries.is_empty(), "nothing was sent or stored");
+    assert_eq!(a.composer.text, "please go out");
+    assert_eq!(a.notice, Some(why.to_string()));
+    // A refused retry keeps the first answer and drops only the empty second one.
+    let mut a = app();
+    answer(&mut a, "hi", Target::Local, "first", true);
+    let req = req_of(&send(&mut a, "/retry"));
+    ev(&mut a, req, TurnEvent::Refused(why));
+    done(&mut a, req, Finish::Refused);
+    assert_eq!(a.entries.len(), 2);
+    assert_eq!(a.composer.text, "");
 }
 
 #[test]
@@ -33,7 +101,7 @@ fn why_and_help_open_overlays_and_any_key_closes_them() {
     let mut a = app();
     send(&mut a, "/why");
     assert_eq!(a.overlay, None, "nothing routed yet");
-    answer(&mut a, "hi", Target::Local, "ok", FinishReason::Stop);
+    answer(&mut a, "hi", Target::Local, "ok", true);
     send(&mut a, "/why");
     assert_eq!(a.overlay, Some(Overlay::Why));
     update(&mut a, key(KeyCode::Char('x')));
@@ -51,7 +119,7 @@ fn new_rename_delete_commands() {
     let mut a = app();
     send(&mut a, "/rename nothing yet");
     assert!(a.notice.as_deref().unwrap().contains("nothing to rename"));
-    answer(&mut a, "hi", Target::Local, "ok", FinishReason::Stop);
+    answer(&mut a, "hi", Target::Local, "ok", true);
     let fx = send(&mut a, "/rename My chat");
     assert_eq!(
         fx,
@@ -68,7 +136,7 @@ fn new_rename_delete_commands() {
     let fx = update(&mut a, key(KeyCode::Char('y')));
     assert_eq!(fx, vec![Effect::Delete(7), Effect::RefreshConversations]);
     assert!(a.entries.is_empty());
-    answer(&mut a, "again", Target::Local, "ok", FinishReason::Stop);
+    answer(&mut a, "again", Target::Local, "ok", true);
     send(&mut a, "/new");
     assert!(a.entries.is_empty() && a.current.is_none());
 }
@@ -92,13 +160,17 @@ fn theme_command_loads_named_or_next_theme() {
 #[test]
 fn retry_asks_the_other_tier_and_keeps_both_answers() {
     let mut a = app();
-    answer(&mut a, "hi", Target::Local, "first", FinishReason::Stop);
-    let fx = send(&mut a, "/retry");
-    assert!(
-        matches!(&fx[..], [Effect::Ask { prompt, route: RouteRequest::Force(Target::Cloud), store_prompt: false, conv: Some(7), history, .. }] if prompt == "hi" && history.is_empty())
+    answer(&mut a, "hi", Target::Local, "first", true);
+    let (_, request) = ask_of(&send(&mut a, "/retry"));
+    assert_eq!(
+        request.ask,
+        Ask::Again,
+        "the stored prompt, not stored twice"
     );
+    assert_eq!(request.route, RouteRequest::Force(Target::Cloud));
+    assert_eq!(request.thread, Thread::Stored(7));
     assert_eq!(a.entries.len(), 3);
-    assert_eq!(a.entries[2].seam, Some(Seam::Retry));
+    assert_eq!(a.entries[2].seam, Some(Seam::Retry(Target::Cloud)));
     assert_eq!(a.entries[1].text, "first");
 }
 
@@ -156,7 +228,7 @@ fn a_plain_letter_override_stays_in_the_transcript() {
     );
     let mut a = App::new(km, RouteMode::Auto, "m".into(), ("default".into(), true));
     let long: String = (0..200).map(|i| format!("line {i}\n\n")).collect();
-    answer(&mut a, "hi", Target::Local, &long, FinishReason::Stop);
+    answer(&mut a, "hi", Target::Local, &long, true);
     // In the composer `t` is a letter.
     typed(&mut a, "at");
     assert_eq!(a.composer.text, "at");
@@ -218,7 +290,7 @@ fn keymap_overrides_replace_defaults() {
 #[test]
 fn delete_asks_first_and_only_y_deletes() {
     let mut a = app();
-    answer(&mut a, "hi", Target::Local, "ok", FinishReason::Stop);
+    answer(&mut a, "hi", Target::Local, "ok", true);
     assert!(send(&mut a, "/delete").is_empty());
     assert_eq!(a.overlay, Some(Overlay::ConfirmDelete(7)));
     // Any other key keeps the chat, and is not typed.
@@ -267,10 +339,7 @@ fn with_models() -> App {
 }
 
 fn ask_model(fx: &[Effect]) -> Option<String> {
-    match fx {
-        [Effect::Ask { cloud_model, .. }] => cloud_model.clone(),
-        other => panic!("{other:?}"),
-    }
+    ask_of(fx).1.cloud_model
 }
 
 #[test]
@@ -285,7 +354,7 @@ fn model_picks_a_cloud_model_for_this_chat_like_the_cloud_tier_reads_names() {
     let mut a = with_models();
     let fx = send(&mut a, "before");
     assert_eq!(ask_model(&fx), None);
-    update(&mut a, Msg::StreamEnded { req: req_of(&fx) });
+    update(&mut a, Msg::TurnEnded { req: req_of(&fx) });
 
     // A bare name is the first provider listing it; provider/name picks the provider.
     assert!(send(&mut a, "/model gpt-4o").is_empty());
@@ -300,22 +369,16 @@ fn model_picks_a_cloud_model_for_this_chat_like_the_cloud_tier_reads_names() {
     let fx = send(&mut a, "hello");
     assert_eq!(ask_model(&fx).as_deref(), Some("azure/gpt-4o"));
     // The badge names the pick as soon as the answer is routed to the cloud.
-    update(
+    ev(
         &mut a,
-        Msg::Routed {
-            req: req_of(&fx),
-            conv: 7,
-            title: "before".into(),
-            turn: Some(71),
-            decision: decision(Target::Cloud),
-            local_name: "smollm2-135m".into(),
-        },
+        req_of(&fx),
+        TurnEvent::Routed(decision(Target::Cloud)),
     );
     assert_eq!(
         a.entries.last().unwrap().badge.as_ref().unwrap().model,
         "gpt-4o"
     );
-    update(&mut a, Msg::StreamEnded { req: req_of(&fx) });
+    update(&mut a, Msg::TurnEnded { req: req_of(&fx) });
 
     // The pick belongs to the chat.
     update(&mut a, ctrl('n'));

@@ -5,7 +5,6 @@
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tandem::backend::{FinishReason, StreamEvent};
 use tandem::chat::Usage;
 use tandem::config::RouteMode;
 use tandem::router::{Escalation, EscalationReason, LocalState, RouteDecision, Target};
@@ -14,6 +13,7 @@ use tandem::tui::keymap::Keymap;
 use tandem::tui::msg::{ConvRow, Effect, LocalEvent, LocalModel, Msg};
 use tandem::tui::theme::{self, Background};
 use tandem::tui::ui;
+use tandem::turn::{Answer, Badge, Done, Finish, Privacy, SpendNow, TurnEvent};
 
 const ANSWER: &str = "Here is a function:\n\n```rust\nfn add(a: i32, b: i32) -> i32 {\n    a + b\n}\n```\n\n| tier | cost |\n|------|------|\n| local | free |\n| cloud | $0.0004 |\n\n- fast\n- *private*\n";
 
@@ -43,8 +43,42 @@ fn decision(target: Target) -> RouteDecision {
     }
 }
 
-/// Sends `prompt` and streams `text`; `finish: None` leaves the answer cut off by Ctrl-C.
-fn converse(a: &mut App, prompt: &str, text: &str, finish: Option<FinishReason>) {
+/// The pipeline's report of a finished (or cut-off) answer.
+fn answered(tier: Target, model: &str, text: &str, whole: bool) -> TurnEvent {
+    let mut badge = Badge::routed(tier, model);
+    (badge.ttft_ms, badge.tokens_per_s) = (400, 33.0);
+    TurnEvent::Answered(Answer {
+        text: text.into(),
+        badge,
+        usage: Usage {
+            prompt_tokens: 9,
+            completion_tokens: 40,
+            ttft_ms: 400,
+            tokens_per_s: 33.0,
+        },
+        interrupted: !whole,
+    })
+}
+
+fn turn(a: &mut App, req: u64, event: TurnEvent) {
+    update(a, Msg::Turn { req, event });
+}
+
+fn end(a: &mut App, req: u64, finish: Finish) {
+    let spend = SpendNow {
+        today_usd: 0.0123,
+        month_usd: 0.4,
+        saved_month_usd: 0.05,
+        daily_cap_usd: 1.0,
+        monthly_cap_usd: 0.0,
+    };
+    turn(a, req, TurnEvent::Done(Done { finish, spend }));
+    update(a, Msg::TurnEnded { req });
+}
+
+/// Sends `prompt` and streams `text`; `whole: false` leaves the answer cut off by Ctrl-C.
+/// Returns the turn's request id, still open when `open` is set (for an escalation).
+fn converse_open(a: &mut App, prompt: &str, text: &str, whole: bool) -> u64 {
     for c in prompt.chars() {
         update(
             a,
@@ -63,57 +97,27 @@ fn converse(a: &mut App, prompt: &str, text: &str, finish: Option<FinishReason>)
         tandem::tui::msg::Effect::Ask { req, .. } => *req,
         other => panic!("{other:?}"),
     };
-    update(
+    turn(a, req, TurnEvent::Routed(decision(Target::Local)));
+    turn(
         a,
-        Msg::Routed {
-            req,
-            conv: 1,
+        req,
+        TurnEvent::Opened {
+            conversation: Some(1),
             title: prompt.into(),
-            turn: Some(2),
-            decision: decision(Target::Local),
-            local_name: "smollm2-135m".into(),
+            privacy: Privacy::Open,
         },
     );
-    update(
-        a,
-        Msg::Stream {
-            req,
-            event: StreamEvent::Delta(text.into()),
-        },
-    );
-    update(
-        a,
-        Msg::Stream {
-            req,
-            event: StreamEvent::Usage(Usage {
-                prompt_tokens: 9,
-                completion_tokens: 40,
-                ttft_ms: 400,
-                tokens_per_s: 33.0,
-            }),
-        },
-    );
-    match finish {
-        Some(f) => {
-            update(
-                a,
-                Msg::Stream {
-                    req,
-                    event: StreamEvent::Done(f),
-                },
-            );
-        }
-        None => {
-            update(
-                a,
-                Msg::Key(crossterm::event::KeyEvent::new(
-                    crossterm::event::KeyCode::Char('c'),
-                    crossterm::event::KeyModifiers::CONTROL,
-                )),
-            );
-        }
+    turn(a, req, TurnEvent::Delta(text.into()));
+    if !whole {
+        update(
+            a,
+            Msg::Key(crossterm::event::KeyEvent::new(
+                crossterm::event::KeyCode::Char('c'),
+                crossterm::event::KeyModifiers::CONTROL,
+            )),
+        );
     }
-    update(a, Msg::StreamEnded { req });
+    turn(a, req, answered(Target::Local, "smollm2-135m", text, whole));
     update(
         a,
         Msg::Conversations(vec![ConvRow {
@@ -123,6 +127,20 @@ fn converse(a: &mut App, prompt: &str, text: &str, finish: Option<FinishReason>)
             local_answers: 1,
             cloud_answers: 0,
         }]),
+    );
+    req
+}
+
+fn converse(a: &mut App, prompt: &str, text: &str, whole: bool) {
+    let req = converse_open(a, prompt, text, whole);
+    end(
+        a,
+        req,
+        if whole {
+            Finish::Answered
+        } else {
+            Finish::Interrupted
+        },
     );
 }
 
@@ -159,7 +177,7 @@ fn empty_start() {
 fn finished_answer_with_code_and_table() {
     for (w, h) in SIZES {
         let mut a = base(w, h, "default");
-        converse(&mut a, "show me code", ANSWER, Some(FinishReason::Stop));
+        converse(&mut a, "show me code", ANSWER, true);
         insta::assert_snapshot!(format!("answer_{w}x{h}"), screen(&a, "default"));
     }
 }
@@ -172,7 +190,7 @@ fn stream_cut_off_mid_answer() {
             &mut a,
             "write a long story",
             "Once upon a time, in a terminal far away, there lived a",
-            None,
+            false,
         );
         insta::assert_snapshot!(format!("interrupted_{w}x{h}"), screen(&a, "default"));
     }
@@ -208,7 +226,7 @@ fn help_overlay() {
 fn every_shipped_theme() {
     for (name, _) in theme::SHIPPED {
         let mut a = base(80, 24, name);
-        converse(&mut a, "show me code", ANSWER, Some(FinishReason::Stop));
+        converse(&mut a, "show me code", ANSWER, true);
         let t = theme::load(name, None).unwrap();
         let mut term = Terminal::new(TestBackend::new(80, 24)).unwrap();
         term.draw(|f| ui::draw(f, &a, &t)).unwrap();
@@ -220,12 +238,7 @@ fn every_shipped_theme() {
 #[test]
 fn resize_mid_stream_rewraps() {
     let mut a = base(80, 24, "default");
-    converse(
-        &mut a,
-        "wrap",
-        &"word ".repeat(60),
-        Some(FinishReason::Stop),
-    );
+    converse(&mut a, "wrap", &"word ".repeat(60), true);
     let wide = screen(&a, "default");
     update(&mut a, Msg::Resize(50, 24));
     let narrow = screen(&a, "default");
@@ -277,7 +290,7 @@ fn model_overlay_and_pick() {
 #[test]
 fn delete_confirmation() {
     let mut a = base(80, 24, "default");
-    converse(&mut a, "show me code", ANSWER, Some(FinishReason::Stop));
+    converse(&mut a, "show me code", ANSWER, true);
     type_line(&mut a, "/delete");
     insta::assert_snapshot!("delete_80x24", screen(&a, "default"));
 }
@@ -286,49 +299,60 @@ fn delete_confirmation() {
 fn escalated_answer_below_its_seam() {
     for (w, h) in SIZES {
         let mut a = base(w, h, "default");
-        converse(
+        let req = converse_open(
             &mut a,
             "What is the capital of France?",
             "The capital of France is the capital of France.",
-            Some(FinishReason::Stop),
+            true,
         );
-        let req = a.last_finished.unwrap();
-        let fx = update(
-            &mut a,
-            Msg::Escalate {
-                req,
-                reason: Escalation {
-                    reason: EscalationReason::RepetitionLoop,
-                    message: "the local answer repeats itself (most phrases are repeats)".into(),
-                },
-            },
-        );
-        let Some(Effect::Ask { req, .. }) = fx.first() else {
-            panic!("{fx:?}")
-        };
-        let req = *req;
-        update(
-            &mut a,
-            Msg::Routed {
-                req,
-                conv: 1,
-                title: "What is the capital of France?".into(),
-                turn: Some(3),
-                decision: decision(Target::Cloud),
-                local_name: "smollm2-135m".into(),
-            },
-        );
-        for event in [
-            StreamEvent::Started {
+        let events = [
+            TurnEvent::Escalated(Escalation {
+                reason: EscalationReason::RepetitionLoop,
+                message: "the local answer repeats itself (most phrases are repeats)".into(),
+            }),
+            TurnEvent::Started {
+                tier: Target::Cloud,
                 provider: "openai".into(),
                 model: "gpt-4o-mini".into(),
             },
-            StreamEvent::Delta("The capital of France is Paris.".into()),
-            StreamEvent::Done(FinishReason::Stop),
-        ] {
-            update(&mut a, Msg::Stream { req, event });
+            TurnEvent::Delta("The capital of France is Paris.".into()),
+            answered(
+                Target::Cloud,
+                "gpt-4o-mini",
+                "The capital of France is Paris.",
+                true,
+            ),
+        ];
+        for event in events {
+            turn(&mut a, req, event);
         }
-        update(&mut a, Msg::StreamEnded { req });
+        end(&mut a, req, Finish::Answered);
         insta::assert_snapshot!(format!("escalated_{w}x{h}"), screen(&a, "default"));
     }
+}
+
+#[test]
+fn escape_sequences_in_the_chat_screen_are_shown_not_obeyed() {
+    let mut a = base(80, 24, "default");
+    let nasty = "title\x1b]0;pwned\x07 and \x1b]52;c;aGk=\x07 and \x1b[2J\u{9b}31m done";
+    converse(&mut a, "hi", nasty, true);
+    update(
+        &mut a,
+        Msg::Conversations(vec![ConvRow {
+            id: 1,
+            title: nasty.into(),
+            updated_at: 1_800_000_000 - 300,
+            local_answers: 1,
+            cloud_answers: 0,
+        }]),
+    );
+    update(&mut a, Msg::Notice("provider: \x1b[31mboom".into()));
+    let shown = screen(&a, "default");
+    // tandem shows the sequences as text itself (ratatui alone would drop ESC and print the
+    // rest as if it were part of the answer).
+    assert!(shown.contains("␛]52;c;aGk=␇"), "{shown}");
+    assert!(
+        !shown.chars().any(|c| c.is_control() && c != '\n'),
+        "{shown:?}"
+    );
 }

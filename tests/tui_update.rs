@@ -7,10 +7,10 @@ use tui_support::*;
 #[test]
 fn enter_sends_the_prompt_and_clears_the_composer() {
     let mut a = app();
-    let fx = send(&mut a, "hello");
-    assert!(
-        matches!(&fx[..], [Effect::Ask { prompt, route: RouteRequest::Mode(RouteMode::Auto), store_prompt: true, conv: None, .. }] if prompt == "hello")
-    );
+    let (_, request) = ask_of(&send(&mut a, "hello"));
+    assert_eq!(request.ask, Ask::Prompt("hello".into()));
+    assert_eq!(request.thread, Thread::New);
+    assert_eq!(request.route, RouteRequest::Mode(RouteMode::Auto));
     assert_eq!(a.composer.text, "");
     assert_eq!(a.entries.len(), 2);
     assert_eq!(a.entries[0].role, Role::User);
@@ -56,83 +56,48 @@ fn editing_keys_move_and_delete_by_character() {
 }
 
 #[test]
-fn a_finished_answer_gets_its_badge_and_is_saved_whole() {
+fn a_finished_answer_gets_the_pipelines_badge_and_the_next_prompt_continues_the_chat() {
     let mut a = app();
-    let fx = answer(
-        &mut a,
-        "hi",
-        Target::Local,
-        "hello **there**",
-        FinishReason::Stop,
-    );
-    let finish = fx.iter().find_map(|e| match e {
-        Effect::FinishAnswer {
-            turn,
-            text,
-            interrupted,
-            meta,
-        } => Some((*turn, text.clone(), *interrupted, meta.clone())),
-        _ => None,
-    });
-    let (turn, text, interrupted, meta) = finish.expect("FinishAnswer");
-    assert_eq!(
-        (turn, text.as_str(), interrupted),
-        (70, "hello **there**", false)
-    );
-    assert_eq!(meta.target.as_deref(), Some("local"));
+    let fx = answer(&mut a, "hi", Target::Local, "hello **there**", true);
+    assert!(fx.contains(&Effect::RefreshConversations));
     let e = a.entries.last().unwrap();
     assert_eq!(
         e.badge.as_ref().unwrap().label(),
-        "local · smollm2-135m · 0.4s · 33 tok/s"
+        "local · smollm2-135m · 0.4s · 33 tok/s · $0.0000"
     );
     assert!(!e.interrupted);
     assert!(a.running.is_none());
     assert_eq!(a.current, Some(7));
+    // The status bar's spend is what the pipeline read from the ledger after the turn.
+    assert_eq!(a.spend.today_usd, 0.5);
+    let (_, next) = ask_of(&send(&mut a, "more"));
+    assert_eq!(next.thread, Thread::Stored(7));
 }
 
 #[test]
-fn cloud_badge_shows_model_and_cost() {
+fn cloud_badge_shows_time_speed_and_cost() {
     let mut a = app();
-    a.prices.cloud = vec![("p".into(), "gpt-4o-mini".into(), 0.15, 0.60)];
-    answer(&mut a, "hi", Target::Cloud, "ok", FinishReason::Stop);
+    answer(&mut a, "hi", Target::Cloud, "ok", true);
     assert_eq!(
         a.entries[1].badge.as_ref().unwrap().label(),
-        "cloud · gpt-4o-mini · $0.0000"
+        "cloud · gpt-4o-mini · 0.4s · 33 tok/s · $0.0000"
     );
-    assert!(a.spent_usd > 0.0);
 }
 
 #[test]
 fn esc_cancels_and_the_partial_answer_is_kept_interrupted() {
     let mut a = app();
     let req = req_of(&send(&mut a, "long"));
-    update(
-        &mut a,
-        Msg::Routed {
-            req,
-            conv: 1,
-            title: "long".into(),
-            turn: Some(2),
-            decision: decision(Target::Local),
-            local_name: "m".into(),
-        },
-    );
-    update(
-        &mut a,
-        Msg::Stream {
-            req,
-            event: StreamEvent::Delta("partial".into()),
-        },
-    );
+    ev(&mut a, req, TurnEvent::Routed(decision(Target::Local)));
+    ev(&mut a, req, TurnEvent::Delta("partial".into()));
     assert_eq!(update(&mut a, key(KeyCode::Esc)), vec![Effect::Cancel]);
     // A second Esc does not cancel twice.
     assert!(update(&mut a, key(KeyCode::Esc)).is_empty());
-    let fx = update(&mut a, Msg::StreamEnded { req });
-    assert!(fx.iter().any(
-        |e| matches!(e, Effect::FinishAnswer { interrupted: true, text, .. } if text == "partial")
-    ));
+    ev(&mut a, req, answered(Target::Local, "m", "partial", false));
+    done(&mut a, req, Finish::Interrupted);
     assert!(a.entries[1].interrupted);
     assert_eq!(a.entries[1].text, "partial");
+    assert!(a.running.is_none());
 }
 
 #[test]
@@ -140,7 +105,7 @@ fn ctrl_c_cancels_then_clears_then_quits() {
     let mut a = app();
     let req = req_of(&send(&mut a, "x"));
     assert_eq!(update(&mut a, ctrl('c')), vec![Effect::Cancel]);
-    update(&mut a, Msg::StreamEnded { req });
+    done(&mut a, req, Finish::Interrupted);
     typed(&mut a, "draft");
     assert!(update(&mut a, ctrl('c')).is_empty());
     assert_eq!(a.composer.text, "");
@@ -148,77 +113,95 @@ fn ctrl_c_cancels_then_clears_then_quits() {
 }
 
 #[test]
-fn ctrl_d_quits_and_waits_for_a_running_answer_to_be_saved() {
+fn a_second_ctrl_c_quits_even_when_the_answer_never_stops() {
+    let mut a = app();
+    req_of(&send(&mut a, "x"));
+    assert_eq!(update(&mut a, ctrl('c')), vec![Effect::Cancel]);
+    // The turn never reports back (stuck); the user can still leave.
+    assert_eq!(update(&mut a, ctrl('c')), vec![Effect::Quit]);
+    let mut a = app();
+    req_of(&send(&mut a, "x"));
+    assert_eq!(update(&mut a, ctrl('d')), vec![Effect::Cancel]);
+    assert_eq!(update(&mut a, ctrl('d')), vec![Effect::Quit]);
+}
+
+#[test]
+fn a_turn_whose_task_died_ends_with_an_error_and_the_app_stays_usable() {
+    let mut a = app();
+    let req = req_of(&send(&mut a, "x"));
+    ev(&mut a, req, TurnEvent::Routed(decision(Target::Cloud)));
+    ev(&mut a, req, TurnEvent::Delta("half".into()));
+    // The stream closes without `Done`: the task panicked.
+    update(&mut a, Msg::TurnEnded { req });
+    assert!(a.running.is_none());
+    let e = &a.entries[1];
+    assert!(e.interrupted && e.error.as_deref().unwrap().contains("stopped unexpectedly"));
+    assert_eq!(update(&mut a, ctrl('d')), vec![Effect::Quit]);
+}
+
+#[test]
+fn ctrl_d_and_sigterm_quit_after_the_running_answer_is_saved() {
     let mut a = app();
     typed(&mut a, "draft");
     assert_eq!(update(&mut a, ctrl('d')), vec![Effect::Quit]);
-    let mut a = app();
-    let req = req_of(&send(&mut a, "x"));
-    update(
-        &mut a,
-        Msg::Routed {
-            req,
-            conv: 1,
-            title: "x".into(),
-            turn: Some(2),
-            decision: decision(Target::Local),
-            local_name: "m".into(),
-        },
-    );
-    assert_eq!(update(&mut a, ctrl('d')), vec![Effect::Cancel]);
-    let fx = update(&mut a, Msg::StreamEnded { req });
-    assert!(matches!(fx.last(), Some(Effect::Quit)));
-    assert!(fx.iter().any(|e| matches!(e, Effect::FinishAnswer { .. })));
+    for stop in [ctrl('d'), Msg::Terminate] {
+        let mut a = app();
+        let req = req_of(&send(&mut a, "x"));
+        ev(&mut a, req, TurnEvent::Routed(decision(Target::Local)));
+        assert_eq!(update(&mut a, stop), vec![Effect::Cancel]);
+        ev(&mut a, req, answered(Target::Local, "m", "", false));
+        let fx = done(&mut a, req, Finish::Interrupted);
+        assert!(matches!(fx.last(), Some(Effect::Quit)), "{fx:?}");
+    }
+    assert_eq!(update(&mut app(), Msg::Terminate), vec![Effect::Quit]);
 }
 
 #[test]
 fn events_from_an_old_request_are_ignored() {
     let mut a = app();
     let req = req_of(&send(&mut a, "x"));
-    update(
-        &mut a,
-        Msg::Stream {
-            req: req + 100,
-            event: StreamEvent::Delta("stale".into()),
-        },
-    );
+    ev(&mut a, req + 100, TurnEvent::Delta("stale".into()));
     assert_eq!(a.entries[1].text, "");
-    assert!(update(&mut a, Msg::StreamEnded { req: req + 100 }).is_empty());
+    assert!(update(&mut a, Msg::TurnEnded { req: req + 100 }).is_empty());
     assert!(a.running.is_some());
 }
 
 #[test]
-fn ticks_save_the_partial_answer_about_once_a_second() {
+fn escape_sequences_from_a_model_never_reach_the_screen_state() {
     let mut a = app();
     let req = req_of(&send(&mut a, "x"));
-    update(
+    ev(&mut a, req, TurnEvent::Routed(decision(Target::Cloud)));
+    ev(
         &mut a,
-        Msg::Routed {
-            req,
-            conv: 1,
-            title: "x".into(),
-            turn: Some(9),
-            decision: decision(Target::Local),
-            local_name: "m".into(),
+        req,
+        TurnEvent::Started {
+            tier: Target::Cloud,
+            provider: "p".into(),
+            model: "evil\x1b]0;title\x07".into(),
         },
     );
-    update(
+    ev(
         &mut a,
-        Msg::Stream {
-            req,
-            event: StreamEvent::Delta("abc".into()),
-        },
+        req,
+        TurnEvent::Delta("ok \x1b]52;c;aGk=\x07 \u{9b}2J".into()),
     );
-    assert!(update(&mut a, Msg::Tick(500)).is_empty());
-    assert_eq!(
-        update(&mut a, Msg::Tick(1000)),
-        vec![Effect::SavePartial {
-            turn: 9,
-            text: "abc".into()
-        }]
+    ev(
+        &mut a,
+        req,
+        TurnEvent::Notice("provider said \x1b[31mred".into()),
     );
-    // Nothing new: nothing saved.
-    assert!(update(&mut a, Msg::Tick(2500)).is_empty());
+    let e = &a.entries[1];
+    let shown = format!(
+        "{}{}{}",
+        e.text,
+        e.badge.as_ref().unwrap().streaming_label(),
+        a.notice.clone().unwrap()
+    );
+    assert!(
+        !shown.chars().any(|c| c.is_control() && c != '\n'),
+        "{shown:?}"
+    );
+    assert!(e.text.contains("␛]52;c;aGk=␇"), "{:?}", e.text);
 }
 
 #[test]
@@ -233,7 +216,7 @@ fn a_prompt_while_answering_is_refused_and_kept() {
 #[test]
 fn ctrl_n_starts_a_new_chat() {
     let mut a = app();
-    answer(&mut a, "hi", Target::Local, "ok", FinishReason::Stop);
+    answer(&mut a, "hi", Target::Local, "ok", true);
     update(&mut a, ctrl('n'));
     assert!(a.entries.is_empty());
     assert_eq!(a.current, None);
@@ -276,7 +259,7 @@ fn tab_moves_focus_and_ctrl_b_hides_the_sidebar() {
 fn scrolling_is_clamped_and_g_jumps_in_the_transcript() {
     let mut a = app();
     let long: String = (0..200).map(|i| format!("line {i}\n\n")).collect();
-    answer(&mut a, "hi", Target::Local, &long, FinishReason::Stop);
+    answer(&mut a, "hi", Target::Local, &long, true);
     update(&mut a, key(KeyCode::PageUp));
     let page = a.scroll;
     assert!(page > 0);
@@ -306,7 +289,7 @@ fn ctrl_y_copies_the_last_or_the_nth_code_block() {
         "hi",
         Target::Local,
         "```rust\nfn a() {}\n```\n\n```sh\necho b\n```\n",
-        FinishReason::Stop,
+        true,
     );
     assert_eq!(
         update(&mut a, ctrl('y')),

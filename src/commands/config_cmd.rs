@@ -78,17 +78,7 @@ pub fn edit(loaded: &Loaded) -> anyhow::Result<()> {
         std::fs::write(file, seeded + "\n")
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
-    let editor = std::env::var("VISUAL")
-        .or_else(|_| std::env::var("EDITOR"))
-        .unwrap_or_else(|_| "vi".into());
-    let mut parts = editor.split_whitespace();
-    let prog = parts.next().unwrap_or("vi");
-    let status = std::process::Command::new(prog)
-        .args(parts)
-        .arg(file)
-        .status()
-        .with_context(|| format!("cannot start editor {prog:?}; set $EDITOR"))?;
-    anyhow::ensure!(status.success(), "editor {prog:?} exited with {status}");
+    crate::editor::open(file)?;
     // Check the edit at once, so a typo is found now rather than at the next chat.
     let reread = crate::config::LoadOptions {
         config_file: Some(file.clone()),

@@ -1,5 +1,7 @@
 //! `tandem history list|show|search|export|rm`: the saved conversations, for reading and for
-//! scripts (`export --format json`).
+//! scripts (`export --format json`). Stored text is shown through the sanitizer (a model's
+//! escape sequences are kept in the history, never replayed to the terminal); JSON keeps it
+//! exact.
 
 use std::io::Write;
 
@@ -9,6 +11,7 @@ use serde_json::json;
 use crate::chat::Role;
 use crate::cli::{ExportFormat, HistoryCmd};
 use crate::config::Config;
+use crate::sanitize::{for_terminal, one_line};
 use crate::session::{Store, Turn, now};
 
 pub fn run(cmd: &HistoryCmd, cfg: &Config) -> anyhow::Result<()> {
@@ -30,15 +33,15 @@ pub fn run(cmd: &HistoryCmd, cfg: &Config) -> anyhow::Result<()> {
                     c.id,
                     age(now() - c.updated_at),
                     mix,
-                    c.title
+                    one_line(&c.title)
                 )?;
             }
         }
         HistoryCmd::Show { conversation } => {
             let c = store.find(conversation)?;
-            writeln!(out, "# {} (#{})\n", c.title, c.id)?;
+            writeln!(out, "# {} (#{})\n", one_line(&c.title), c.id)?;
             for t in store.turns(c.id)? {
-                writeln!(out, "{}\n{}\n", heading(&t), t.content)?;
+                writeln!(out, "{}\n{}\n", heading(&t), for_terminal(&t.content))?;
             }
         }
         HistoryCmd::Search { text } => {
@@ -51,8 +54,8 @@ pub fn run(cmd: &HistoryCmd, cfg: &Config) -> anyhow::Result<()> {
                     out,
                     "{:>5}  {}: {}",
                     h.conversation_id,
-                    h.title,
-                    h.snippet.replace('\n', " ")
+                    one_line(&h.title),
+                    one_line(&h.snippet)
                 )?;
             }
         }
@@ -68,9 +71,9 @@ pub fn run(cmd: &HistoryCmd, cfg: &Config) -> anyhow::Result<()> {
                     writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
                 }
                 ExportFormat::Md => {
-                    writeln!(out, "# {}\n", c.title)?;
+                    writeln!(out, "# {}\n", one_line(&c.title))?;
                     for t in &turns {
-                        writeln!(out, "## {}\n\n{}\n", heading(t), t.content)?;
+                        writeln!(out, "## {}\n\n{}\n", heading(t), for_terminal(&t.content))?;
                     }
                 }
             }
@@ -78,7 +81,7 @@ pub fn run(cmd: &HistoryCmd, cfg: &Config) -> anyhow::Result<()> {
         HistoryCmd::Rm { conversation } => {
             let c = store.find(conversation).context("nothing deleted")?;
             store.delete(c.id)?;
-            writeln!(out, "deleted #{} {}", c.id, c.title)?;
+            writeln!(out, "deleted #{} {}", c.id, one_line(&c.title))?;
         }
     }
     Ok(())
@@ -91,11 +94,12 @@ fn heading(t: &Turn) -> String {
         Role::Assistant => {
             let m = &t.meta;
             let mut parts = vec![m.target.clone().unwrap_or_else(|| "assistant".into())];
-            parts.extend(m.model.clone());
+            parts.extend(m.model.as_deref().map(one_line));
             if m.cost_usd > 0.0 {
                 parts.push(format!("${:.4}", m.cost_usd));
             }
-            if t.interrupted {
+            // `complete` still 0 means the process died mid-answer (kill -9): cut off too.
+            if t.cut_off() {
                 parts.push("interrupted".into());
             }
             format!("**{}**", parts.join(" · "))

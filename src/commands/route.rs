@@ -21,16 +21,20 @@ pub fn run(args: &RouteCmd, cfg: &Config) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = if args.batch {
-        batch(&policy, &env, args.json, std::io::stdin().lock(), &mut out)
+        let cap = cfg.print.max_stdin_bytes;
+        batch(
+            &policy,
+            &env,
+            args.json,
+            std::io::stdin().lock(),
+            cap,
+            &mut out,
+        )
     } else {
         let prompt = match &args.prompt {
             Some(p) => p.clone(),
             None if !std::io::stdin().is_terminal() => {
-                let mut buf = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut buf)
-                    .context("reading the prompt from stdin")?;
-                String::from_utf8_lossy(&buf).into_owned()
+                crate::print::read_capped(std::io::stdin().lock(), cfg.print.max_stdin_bytes)?
             }
             None => bail!(
                 "give a prompt: tandem route \"PROMPT\" (or pipe one on stdin, or use --batch)"
@@ -107,20 +111,26 @@ fn batch(
     env: &Env,
     full: bool,
     mut input: impl BufRead,
+    cap: u64,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut line = Vec::new();
     let mut n = 0usize;
     loop {
         line.clear();
-        if input
+        // Each line is held to the one-shot stdin cap, so one endless line cannot eat memory.
+        let read = (&mut input)
+            .take(cap.saturating_add(1))
             .read_until(b'\n', &mut line)
-            .context("reading stdin")?
-            == 0
-        {
+            .context("reading stdin")?;
+        if read == 0 {
             return Ok(());
         }
         n += 1;
+        if line.len() as u64 > cap {
+            return Err(crate::print::InputError::TooLarge(cap))
+                .with_context(|| format!("stdin line {n}"));
+        }
         // Invalid UTF-8 is replaced rather than rejected: junk must route, not crash the batch.
         let text = String::from_utf8_lossy(&line);
         if text.trim().is_empty() {

@@ -26,17 +26,7 @@ pub fn read_input(
     cap: u64,
 ) -> Result<String, InputError> {
     let piped = match stdin {
-        Some(r) => {
-            let mut buf = Vec::new();
-            // One byte past the cap tells "exactly at the cap" from "over it".
-            r.take(cap + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| InputError::Io(e.to_string()))?;
-            if buf.len() as u64 > cap {
-                return Err(InputError::TooLarge(cap));
-            }
-            String::from_utf8(buf).map_err(|e| InputError::NotUtf8(e.utf8_error().valid_up_to()))?
-        }
+        Some(r) => read_capped(r, cap)?,
         None => String::new(),
     };
     let arg = arg.unwrap_or("").trim();
@@ -49,17 +39,19 @@ pub fn read_input(
     }
 }
 
-/// The Unix time at which the UTC month of `t` began (civil-from-days, Howard Hinnant).
-pub fn month_start(t: i64) -> i64 {
-    let days = t.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day_of_month = doy - (153 * mp + 2) / 5; // 0-based
-    (days - day_of_month) * 86_400
+/// All of `r` as UTF-8 text, refusing more than `cap` bytes (`print.max_stdin_bytes`) rather
+/// than cutting it. Shared by one-shot mode and `tandem route`.
+pub fn read_capped(r: impl Read, cap: u64) -> Result<String, InputError> {
+    let mut buf = Vec::new();
+    // One byte past the cap tells "exactly at the cap" from "over it"; a cap of u64::MAX
+    // (no cap, in effect) must not overflow doing so.
+    r.take(cap.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|e| InputError::Io(e.to_string()))?;
+    if buf.len() as u64 > cap {
+        return Err(InputError::TooLarge(cap));
+    }
+    String::from_utf8(buf).map_err(|e| InputError::NotUtf8(e.utf8_error().valid_up_to()))
 }
 
 #[cfg(test)]
@@ -104,9 +96,10 @@ mod tests {
     }
 
     #[test]
-    fn month_start_is_the_first_of_the_month_utc() {
-        // 2026-11-22 12:00:00 UTC -> 2026-11-01 00:00:00 UTC
-        assert_eq!(month_start(1_795_348_800), 1_793_491_200);
-        assert_eq!(month_start(1_793_491_200), 1_793_491_200);
+    fn a_cap_of_u64_max_reads_without_overflow() {
+        assert_eq!(
+            read_input(None, Some(&b"all of it"[..]), u64::MAX).unwrap(),
+            "all of it"
+        );
     }
 }

@@ -1,78 +1,75 @@
 //! What one-shot mode tells the user after the answer: the `--json` object on stdout, the
-//! route badge on stderr, and pull progress while the local model downloads.
+//! answer's badge on stderr, and pull progress while the local model downloads.
 
 use std::io::Write;
 
 use serde_json::json;
 
-use super::{Outcome, PrintOptions};
-use crate::router::{Escalation, RouteDecision, Target};
-use crate::session;
-use crate::tiers::Tiers;
+use crate::router::{Escalation, RouteDecision};
+use crate::session::ConversationId;
+use crate::turn::Answer;
 
-pub(super) fn report(
-    opts: &PrintOptions,
-    status: bool,
-    d: &RouteDecision,
-    o: &Outcome,
-    escalated: Option<(&Escalation, &str)>,
-    conv: session::ConversationId,
-    tiers: &Tiers,
-) {
-    if opts.json {
-        let v = json!({
-            "answer": o.text,
-            "route": {
-                "target": d.target.as_str(),
-                "provider": if o.provider.is_empty() { None } else { Some(&o.provider) },
-                "model": if o.model.is_empty() { None } else { Some(&o.model) },
-                "reasons": d.reasons,
-            },
-            "usage": {
-                "prompt_tokens": o.usage.prompt_tokens,
-                "completion_tokens": o.usage.completion_tokens,
-                "ttft_ms": o.usage.ttft_ms,
-                "tokens_per_s": o.usage.tokens_per_s,
-            },
-            "cost_usd": o.cost_usd,
-            "saved_usd": o.saved_usd,
-            "conversation_id": conv,
-            "interrupted": o.interrupted,
-        });
-        let mut v = v;
-        if let Some((esc, local_answer)) = escalated {
-            v["escalation"] = json!({ "reason": esc.reason, "message": esc.message, "local_answer": local_answer });
-        }
-        let _ = writeln!(std::io::stdout(), "{v}");
-    }
-    if status {
-        let badge = match d.target {
-            Target::Local => format!(
-                "local · {} · {:.1}s · {:.0} tok/s",
-                tiers.local_name,
-                o.usage.ttft_ms as f64 / 1000.0,
-                o.usage.tokens_per_s
-            ),
-            Target::Cloud => format!("cloud · {} · ${:.4}", o.model, o.cost_usd),
-        };
-        eprintln!(
-            "{badge}{}",
-            if o.interrupted { " · interrupted" } else { "" }
-        );
-    }
+/// What the turn's events said, gathered for the end.
+#[derive(Default)]
+pub(super) struct Report {
+    pub decision: Option<RouteDecision>,
+    pub conversation: Option<ConversationId>,
+    /// The provider of the latest answer ("local" for the local tier).
+    pub provider: String,
+    /// One answer, or two when the first escalated.
+    pub answers: Vec<crate::turn::Answer>,
+    pub escalation: Option<Escalation>,
 }
 
-pub(super) fn title(prompt: &str) -> String {
-    let line = prompt
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("untitled")
-        .trim();
-    let mut t: String = line.chars().take(60).collect();
-    if line.chars().count() > 60 {
-        t.push('…');
+impl Report {
+    /// The JSON object (with `--json`) and the badge (on a terminal), for the last answer.
+    pub fn print(&self, json: bool, status: bool) {
+        let Some(last) = self.answers.last() else {
+            return;
+        };
+        if json {
+            let _ = writeln!(std::io::stdout(), "{}", self.json(last));
+        }
+        if status {
+            let cut = if last.interrupted {
+                " · interrupted"
+            } else {
+                ""
+            };
+            eprintln!("{}{cut}", last.badge.label());
+        }
     }
-    t
+
+    fn json(&self, a: &Answer) -> serde_json::Value {
+        let reasons = self.decision.as_ref().map(|d| &d.reasons);
+        let mut v = json!({
+            "answer": a.text,
+            "route": {
+                "target": a.badge.tier.as_str(),
+                "provider": Some(&self.provider).filter(|p| !p.is_empty()),
+                "model": Some(&a.badge.model).filter(|m| !m.is_empty()),
+                "reasons": reasons,
+            },
+            "usage": {
+                "prompt_tokens": a.usage.prompt_tokens,
+                "completion_tokens": a.usage.completion_tokens,
+                "ttft_ms": a.usage.ttft_ms,
+                "tokens_per_s": a.usage.tokens_per_s,
+            },
+            "cost_usd": a.badge.cost_usd,
+            "saved_usd": a.badge.saved_usd,
+            "conversation_id": self.conversation,
+            "interrupted": a.interrupted,
+        });
+        if let (Some(esc), [local, _]) = (&self.escalation, &self.answers[..]) {
+            v["escalation"] = json!({
+                "reason": esc.reason,
+                "message": esc.message,
+                "local_answer": local.text,
+            });
+        }
+        v
+    }
 }
 
 pub(super) fn pull_reporter(
@@ -96,7 +93,11 @@ pub(super) fn pull_reporter(
                 );
             }
             P::Installed { .. } => eprintln!("\rlocal model installed{:30}", ""),
-            P::SourceFailed { source, reason } => eprintln!("\r{} failed: {reason}", source.flag()),
+            P::SourceFailed { source, reason } => eprintln!(
+                "\r{} failed: {}",
+                source.flag(),
+                crate::sanitize::one_line(reason)
+            ),
             _ => {}
         }
     }

@@ -43,6 +43,29 @@ const STEPS: &[&str] = &[
         INSERT INTO turns_fts(turns_fts, rowid, content) VALUES ('delete', old.id, old.content);
         INSERT INTO turns_fts(rowid, content) VALUES (new.id, new.content);
      END;",
+    // 2: the spend ledger, apart from the history: no foreign key, so deleting a conversation
+    // never refunds what its answers cost. Earlier answers are carried over from `turns`.
+    "CREATE TABLE spend (
+        id INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        conversation_id INTEGER,
+        turn_id INTEGER,
+        tier TEXT NOT NULL,
+        provider TEXT, model TEXT,
+        prompt_tokens INTEGER NOT NULL DEFAULT 0,
+        completion_tokens INTEGER NOT NULL DEFAULT 0,
+        ttft_ms INTEGER NOT NULL DEFAULT 0,
+        tokens_per_s REAL NOT NULL DEFAULT 0,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        saved_usd REAL NOT NULL DEFAULT 0,
+        estimated INTEGER NOT NULL DEFAULT 1
+     );
+     CREATE INDEX spend_by_time ON spend(at);
+     INSERT INTO spend (at, conversation_id, turn_id, tier, provider, model, prompt_tokens,
+        completion_tokens, ttft_ms, tokens_per_s, cost_usd, saved_usd, estimated)
+     SELECT created_at, conversation_id, id, target, provider, model, prompt_tokens,
+        completion_tokens, ttft_ms, tokens_per_s, cost_usd, saved_usd, complete = 0
+     FROM turns WHERE role = 'assistant' AND target IS NOT NULL;",
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,5 +1,5 @@
 //! The history's cross-conversation reads: the list for the sidebar and `history list`,
-//! full-text search, and the spend the budget rule sums.
+//! full-text search.
 
 use rusqlite::params;
 
@@ -50,14 +50,5 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Cloud spend since a Unix time, for the budget rule.
-    pub fn spent_since(&self, since: i64) -> Result<f64, SessionError> {
-        Ok(self.conn.query_row(
-            "SELECT COALESCE(SUM(cost_usd), 0) FROM turns WHERE created_at >= ?1",
-            [since],
-            |r| r.get(0),
-        )?)
     }
 }

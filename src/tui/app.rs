@@ -1,7 +1,9 @@
 //! The chat screen's state and its one entry point, `update(&mut App, Msg) -> Vec<Effect>`.
 //! Pure: no IO, no async, no clock (time arrives as `Msg::Tick`). State and messages here;
 //! keys in `app/keys.rs`, slash commands in `app/commands.rs`, `/model` in `app/model.rs`,
-//! answers and escalation in `app/stream.rs`.
+//! a turn's events in `app/stream.rs`. Text from a model, a provider or the history enters
+//! this state through the sanitizer (`Entry`, titles, notices), so the screen never relies on
+//! ratatui to drop what a terminal would obey.
 
 mod commands;
 mod keys;
@@ -11,15 +13,17 @@ mod stream;
 pub use keys::act;
 use keys::{insert, key};
 
-use crate::chat::{Message, Role};
+use crate::chat::Role;
 use crate::config::RouteMode;
-use crate::router::{CloudPrice, LocalState, RouteDecision, Target};
-use crate::session::{ConversationId, TurnId};
+use crate::router::{LocalState, RouteDecision, Target};
+use crate::sanitize::{for_terminal, one_line};
+use crate::session::ConversationId;
 use crate::tui::keymap::{Focus, Keymap};
 use crate::tui::markdown::{self, MdLine};
 use crate::tui::msg::{ConvRow, Effect, LocalEvent, LocalModel, Msg, ReqId};
+use crate::turn::{Privacy, SpendNow};
 
-pub use stream::Badge;
+pub use crate::turn::{Badge, Seam};
 
 /// One message in the transcript.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,17 +42,10 @@ pub struct Entry {
     pub seam: Option<Seam>,
 }
 
-/// Why the same prompt was answered again.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Seam {
-    /// `/retry` on the other tier.
-    Retry,
-    /// The judge found the local answer weak; the cloud answered again. Holds the judge's reason.
-    Escalated(String),
-}
-
 impl Entry {
+    /// An entry showing `text`, sanitized.
     pub fn new(role: Role, text: String, dark: bool) -> Entry {
+        let text = for_terminal(&text).into_owned();
         let lines = render(role, &text, dark);
         Entry {
             role,
@@ -65,7 +62,8 @@ impl Entry {
     /// Takes new streamed text, and renders any blocks it closed once, here, rather than on
     /// every frame.
     pub fn push_stream(&mut self, delta: &str, dark: bool) {
-        self.text.push_str(delta);
+        // Each character is sanitized alone, so deltas can be cleaned one by one.
+        self.text.push_str(&for_terminal(delta));
         if let Some(cut) = markdown::stable_boundary(&self.text, self.stable) {
             let more = render(self.role, &self.text[self.stable..cut], dark);
             if !self.lines.is_empty() && !more.is_empty() {
@@ -111,34 +109,31 @@ pub struct Composer {
     pub cursor: usize,
 }
 
-/// The answer being streamed, if any.
+/// The turn being answered, if any.
 #[derive(Debug, Clone)]
 pub struct Running {
     pub req: ReqId,
-    pub turn: Option<TurnId>,
-    pub decision: Option<RouteDecision>,
-    pub provider: String,
-    pub model: String,
-    pub usage: crate::chat::Usage,
-    pub finish: Option<crate::backend::FinishReason>,
+    /// The prompt, given back to the composer if the turn is refused; `None` for a retry.
+    pub prompt: Option<String>,
     pub cancelled: bool,
-    pub last_save_ms: i64,
-    pub saved_len: usize,
+    /// The pipeline said `Done`; the stream's end then only confirms it.
+    pub done: bool,
 }
 
-/// What answers cost, from `[providers]`: (provider, model, input $/Mtok, output $/Mtok), and
-/// the cheapest cloud price that a local answer saves.
+/// The configured cloud models, for `/model`: (provider, model, input $/Mtok, output $/Mtok).
 #[derive(Debug, Clone, Default)]
 pub struct Prices {
     pub cloud: Vec<(String, String, f64, f64)>,
-    pub local_saving: Option<CloudPrice>,
 }
 
 /// Everything the screen shows, and what is needed to decide what a key does.
 pub struct App {
     pub keymap: Keymap,
     pub mode: RouteMode,
+    /// This chat's privacy pin (`/private`), saved with the chat.
     pub private: bool,
+    /// What the pipeline last said about this chat: pinned, or holding a secret.
+    pub privacy: Privacy,
     pub focus: Focus,
     pub sidebar_visible: bool,
     pub filter: String,
@@ -160,8 +155,8 @@ pub struct App {
     pub cloud_model: Option<(String, String)>,
     pub cloud_configured: bool,
     pub cloud_online: bool,
-    pub spent_usd: f64,
-    pub saved_usd: f64,
+    /// Spend today and this month against the caps, from the ledger.
+    pub spend: SpendNow,
     /// Lines scrolled up from the bottom; 0 follows new text.
     pub scroll: usize,
     pub overlay: Option<Overlay>,
@@ -178,9 +173,6 @@ pub struct App {
     pub size: (u16, u16),
     /// Quit was asked while an answer ran: finish saving it, then quit.
     pub quitting: bool,
-    /// The request whose answer ended whole, while nothing has started since: the only answer
-    /// an escalation may follow.
-    pub last_finished: Option<ReqId>,
 }
 
 impl App {
@@ -189,6 +181,7 @@ impl App {
             keymap,
             mode,
             private: false,
+            privacy: Privacy::Open,
             focus: Focus::Composer,
             sidebar_visible: true,
             filter: String::new(),
@@ -208,8 +201,7 @@ impl App {
             cloud_model: None,
             cloud_configured: false,
             cloud_online: false,
-            spent_usd: 0.0,
-            saved_usd: 0.0,
+            spend: SpendNow::default(),
             scroll: 0,
             overlay: None,
             notice: None,
@@ -223,7 +215,6 @@ impl App {
             spinner: 0,
             size: (80, 24),
             quitting: false,
-            last_finished: None,
         }
     }
 
@@ -241,15 +232,6 @@ impl App {
             .collect()
     }
 
-    /// The transcript as model messages, for the next request.
-    pub fn history(&self) -> Vec<Message> {
-        self.entries
-            .iter()
-            .filter(|e| !e.text.is_empty())
-            .map(|e| Message::new(e.role, e.text.clone()))
-            .collect()
-    }
-
     fn alloc_req(&mut self) -> ReqId {
         self.next_req += 1;
         self.next_req
@@ -262,9 +244,9 @@ impl App {
         self.entries.clear();
         self.scroll = 0;
         self.private = false;
+        self.privacy = Privacy::Open;
         self.last_decision = None;
         self.cloud_model = None;
-        self.last_finished = None;
         self.focus = Focus::Composer;
     }
 
@@ -309,27 +291,30 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.cloud_online = on;
             vec![]
         }
-        Msg::Conversations(rows) => {
+        Msg::Conversations(mut rows) => {
+            for r in &mut rows {
+                r.title = one_line(&r.title);
+            }
             app.conversations = rows;
             app.selected = app
                 .selected
                 .min(app.visible_conversations().len().saturating_sub(1));
             vec![]
         }
-        Msg::ConversationLoaded { id, title, turns } => {
+        Msg::ConversationLoaded {
+            id,
+            title,
+            private,
+            turns,
+        } => {
             app.new_chat();
             app.current = Some(id);
-            app.title = title;
+            app.title = one_line(&title);
+            app.private = private;
             for t in turns {
                 let mut e = Entry::new(t.message.role, t.message.content, app.dark);
                 e.interrupted = t.interrupted;
-                e.badge = t.target.map(|target| Badge {
-                    target,
-                    model: t.model.unwrap_or_default(),
-                    ttft_ms: t.ttft_ms,
-                    tokens_per_s: t.tokens_per_s,
-                    cost_usd: t.cost_usd,
-                });
+                e.badge = t.badge;
                 app.entries.push(e);
             }
             vec![]
@@ -347,7 +332,7 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             vec![]
         }
         Msg::ThemeLoaded(Err(e)) | Msg::Notice(e) => {
-            app.notice = Some(e);
+            app.notice = Some(one_line(&e));
             vec![]
         }
         Msg::EditorDone(Ok(text)) => {
@@ -359,18 +344,13 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
             app.notice = Some(format!("editor: {e}"));
             vec![]
         }
-        Msg::Routed {
-            req,
-            conv,
-            title,
-            turn,
-            decision,
-            local_name,
-        } => stream::routed(app, req, conv, title, turn, decision, local_name),
-        Msg::Stream { req, event } => stream::event(app, req, event),
-        Msg::StreamError { req, error } => stream::error(app, req, error),
-        Msg::StreamEnded { req } => stream::ended(app, req),
-        Msg::Escalate { req, reason } => stream::escalate(app, req, reason),
+        Msg::Turn { req, event } => stream::event(app, req, event),
+        Msg::TurnEnded { req } => stream::ended(app, req),
+        Msg::Spend(s) => {
+            app.spend = s;
+            vec![]
+        }
+        Msg::Terminate => keys::act(app, crate::tui::keymap::Action::Quit),
         Msg::LocalModels(models) => {
             app.local_models = models;
             vec![]

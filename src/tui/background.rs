@@ -1,83 +1,29 @@
-//! Work the driver runs off the event loop, reporting back only through `Msg`s: streaming an
-//! answer (and judging a whole local answer for escalation), and starting or switching the
-//! local model.
+//! Work the driver runs off the event loop, reporting back only through `Msg`s: forwarding a
+//! turn's events, and starting or switching the local model.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::StreamExt;
 use tokio::sync::{RwLock, mpsc};
-use tokio_util::sync::CancellationToken;
 
-use crate::backend::local::Confidence;
-use crate::backend::{EventStream, FinishReason, StreamEvent};
 use crate::config::Config;
 use crate::models;
-use crate::router::{LocalState, RouteDecision};
+use crate::router::LocalState;
 use crate::tiers::Tiers;
 use crate::tui::msg::{LocalEvent, LocalModel, Msg, ReqId};
+use crate::turn::TurnStream;
 
-/// What the judge needs to look at a local answer once it is whole.
-pub(super) struct Judge {
-    pub tiers: Arc<RwLock<Tiers>>,
-    pub decision: RouteDecision,
-    pub confidence: Confidence,
-}
-
-/// Forwards one answer's events as `Msg`s. A local answer that ended whole is then put to the
-/// same judge as one-shot mode (`Tiers::escalation`, which honours `[router] escalate`), and a
-/// weak one is reported as `Msg::Escalate` right after its `StreamEnded`; what to do about it
-/// is `update`'s call.
-pub(super) fn spawn_answer(
-    req: ReqId,
-    mut stream: EventStream,
-    judge: Option<Judge>,
-    cancel: CancellationToken,
-    tx: mpsc::UnboundedSender<Msg>,
-) {
+/// Forwards a turn's events as `Msg`s, then `TurnEnded`, which comes even when the turn's task
+/// died: the app never waits on a turn that cannot finish.
+pub(super) fn spawn_turn(req: ReqId, mut events: TurnStream, tx: mpsc::UnboundedSender<Msg>) {
     tokio::spawn(async move {
-        let mut text = String::new();
-        let (mut finish, mut failed) = (None, false);
-        while let Some(ev) = stream.next().await {
-            let msg = match ev {
-                Ok(event) => {
-                    match &event {
-                        StreamEvent::Delta(d) if judge.is_some() => text.push_str(d),
-                        StreamEvent::Done(f) => finish = Some(*f),
-                        _ => {}
-                    }
-                    Msg::Stream { req, event }
-                }
-                Err(e) => {
-                    failed = true;
-                    Msg::StreamError {
-                        req,
-                        error: e.to_string(),
-                    }
-                }
-            };
-            if tx.send(msg).is_err() {
+        while let Some(event) = events.next().await {
+            if tx.send(Msg::Turn { req, event }).is_err() {
                 return;
             }
         }
-        // Only the model's own end (or its token cap) makes an answer whole; a cut-off one is
-        // the user's doing or a failure, not a weak answer.
-        let whole = !failed
-            && !cancel.is_cancelled()
-            && matches!(finish, Some(FinishReason::Stop | FinishReason::Length));
-        let verdict = match judge {
-            Some(j) if whole => {
-                j.tiers
-                    .read()
-                    .await
-                    .escalation(&j.decision, &text, j.confidence.mean())
-            }
-            _ => None,
-        };
-        let _ = tx.send(Msg::StreamEnded { req });
-        if let Some(reason) = verdict {
-            let _ = tx.send(Msg::Escalate { req, reason });
-        }
+        let _ = tx.send(Msg::TurnEnded { req });
     });
 }
 

@@ -1,22 +1,22 @@
-//! The event loop: turns terminal events, stream events and timers into `Msg`s, feeds them to
-//! `update`, runs the returned effects, then draws once per batch. Blocks (0% CPU) when idle;
-//! ticks only while something runs. Inference runs in the engine's thread and stream tasks,
-//! never here.
+//! The event loop: turns terminal events, turn events, signals and timers into `Msg`s, feeds
+//! them to `update`, runs the returned effects, then draws once per batch. Blocks (0% CPU)
+//! when idle; ticks only while something runs. Turns run in the pipeline's tasks, never here.
 
 use std::io::stdout;
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{RwLock, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Tier};
-use crate::router::{CloudPrice, LocalState};
+use crate::router::LocalState;
 use crate::session::Store;
 use crate::tiers::Tiers;
 use crate::tui::app::{self, App, Prices};
@@ -25,6 +25,7 @@ use crate::tui::keymap::Keymap;
 use crate::tui::msg::Msg;
 use crate::tui::theme::{self, Background, Theme};
 use crate::tui::ui;
+use crate::turn::Pipeline;
 
 /// How often the spinner moves (and partial answers get a chance to be saved) while busy.
 const TICK: Duration = Duration::from_millis(100);
@@ -40,8 +41,8 @@ pub fn now_ms() -> i64 {
 pub(super) struct Driver<'a> {
     pub cfg: &'a Config,
     pub tx: mpsc::UnboundedSender<Msg>,
-    pub tiers: Arc<RwLock<Tiers>>,
-    pub store: Store,
+    /// Turns, and the tiers and store behind them.
+    pub pipeline: Pipeline,
     pub theme: Theme,
     pub cancel: Option<CancellationToken>,
     /// Bumped by every local model start, so an overtaken `/model` switch stays quiet.
@@ -68,11 +69,16 @@ pub fn prices(cfg: &Config) -> Prices {
                 })
             })
             .collect(),
-        local_saving: CloudPrice::cheapest(cfg),
     }
 }
 
 pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<()> {
+    // Watched from the start: from here on SIGTERM and SIGHUP no longer kill the process
+    // outright, so the terminal is always restored.
+    let mut signals = Signals {
+        term: signal(SignalKind::terminate())?,
+        hup: signal(SignalKind::hangup())?,
+    };
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut term = Terminal::new(CrosstermBackend::new(stdout()))?;
     let size = term.size()?;
@@ -103,6 +109,7 @@ pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<(
         ),
     };
     let tiers = Arc::new(RwLock::new(tiers));
+    let pipeline = Pipeline::new(cfg.clone(), tiers.clone(), Arc::new(Mutex::new(store)));
     let local_generation = Arc::new(AtomicU64::new(0));
     spawn_local_start(
         cfg.clone(),
@@ -114,8 +121,7 @@ pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<(
     let mut d = Driver {
         cfg,
         tx,
-        tiers,
-        store,
+        pipeline,
         theme,
         cancel: None,
         local_generation,
@@ -123,24 +129,25 @@ pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<(
         events: Some(EventStream::new()),
     };
     d.refresh_conversations();
+    let _ = d.tx.send(Msg::Spend(d.pipeline.spend()));
     if let Some(e) = store_err {
         let _ = d.tx.send(Msg::Notice(e));
     }
 
     while !d.quit {
-        let first = next(&mut d, &mut rx, app.busy()).await;
+        let first = next(&mut d, &mut rx, &mut signals, app.busy()).await;
         let mut batch = vec![first];
         // Drain everything already waiting, so a burst of tokens costs one frame.
         while let Ok(m) = rx.try_recv() {
             batch.push(m);
         }
         for msg in batch {
-            let ended = matches!(msg, Msg::StreamEnded { .. });
+            let ended = matches!(msg, Msg::TurnEnded { .. });
             for effect in app::update(&mut app, msg) {
                 d.run_effect(effect, &mut term, &app).await?;
             }
             if ended {
-                let online = d.tiers.read().await.cloud_online();
+                let online = d.pipeline.tiers().read().await.cloud_online();
                 app::update(&mut app, Msg::CloudOnline(online));
             }
         }
@@ -155,8 +162,15 @@ pub async fn run(cfg: &Config, keymap: Keymap, theme: Theme) -> anyhow::Result<(
     Ok(())
 }
 
-/// Waits for the next message: input, a background result, or (only while busy) a tick.
-async fn next(d: &mut Driver<'_>, rx: &mut mpsc::UnboundedReceiver<Msg>, busy: bool) -> Msg {
+/// Waits for the next message: input, a background result, a signal, or (only while busy) a
+/// tick. SIGTERM and SIGHUP become `Msg::Terminate`: the running answer is saved as
+/// interrupted and the terminal restored on the way out, as with Ctrl-D.
+async fn next(
+    d: &mut Driver<'_>,
+    rx: &mut mpsc::UnboundedReceiver<Msg>,
+    signals: &mut Signals,
+    busy: bool,
+) -> Msg {
     loop {
         let tick = async {
             if busy {
@@ -182,8 +196,15 @@ async fn next(d: &mut Driver<'_>, rx: &mut mpsc::UnboundedReceiver<Msg>, busy: b
                 Some(Err(_)) | None => return Msg::Key(quit_key()),
             },
             _ = tick => return Msg::Tick(now_ms()),
+            _ = signals.term.recv() => return Msg::Terminate,
+            _ = signals.hup.recv() => return Msg::Terminate,
         }
     }
+}
+
+struct Signals {
+    term: Signal,
+    hup: Signal,
 }
 
 fn quit_key() -> crossterm::event::KeyEvent {

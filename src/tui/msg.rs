@@ -4,11 +4,10 @@
 
 use crossterm::event::KeyEvent;
 
-use crate::backend::StreamEvent;
 use crate::chat::Message;
-use crate::config::RouteMode;
-use crate::router::{Escalation, LocalState, RouteDecision, Target};
-use crate::session::{ConversationId, TurnId};
+use crate::router::LocalState;
+use crate::session::ConversationId;
+use crate::turn::{Badge, SpendNow, TurnEvent, TurnRequest};
 
 /// Identifies one answer request, so late events from a cancelled stream are ignored.
 pub type ReqId = u64;
@@ -27,11 +26,8 @@ pub struct ConvRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedTurn {
     pub message: Message,
-    pub target: Option<Target>,
-    pub model: Option<String>,
-    pub ttft_ms: u64,
-    pub tokens_per_s: f64,
-    pub cost_usd: f64,
+    pub badge: Option<Badge>,
+    /// Cut off: cancelled, broken, or never finished because its process died.
     pub interrupted: bool,
 }
 
@@ -62,38 +58,27 @@ pub enum Msg {
     Local(LocalEvent),
     CloudOnline(bool),
     Conversations(Vec<ConvRow>),
-    /// The driver routed a request, stored the prompt and opened the answer turn.
-    Routed {
+    /// An event of the turn `req`, from the turn pipeline.
+    Turn {
         req: ReqId,
-        conv: ConversationId,
-        title: String,
-        turn: Option<TurnId>,
-        decision: RouteDecision,
-        local_name: String,
+        event: TurnEvent,
     },
-    Stream {
-        req: ReqId,
-        event: StreamEvent,
-    },
-    StreamError {
-        req: ReqId,
-        error: String,
-    },
-    /// The stream ended (after `Done`, an error, or cancellation).
-    StreamEnded {
+    /// The turn's event stream closed. Normally right after its `Done`; without one, the
+    /// turn's task died, and the app must still stop waiting for it.
+    TurnEnded {
         req: ReqId,
     },
-    /// The judge found the whole local answer to `req` weak (sent after its `StreamEnded`):
-    /// `update` decides whether the cloud answers again.
-    Escalate {
-        req: ReqId,
-        reason: Escalation,
-    },
+    /// Spend today and this month, read at start.
+    Spend(SpendNow),
+    /// SIGTERM or SIGHUP: save the running answer as interrupted, then quit.
+    Terminate,
     /// The local models there are to switch to (at start, and after a switch installs one).
     LocalModels(Vec<LocalModel>),
     ConversationLoaded {
         id: ConversationId,
         title: String,
+        /// Pinned private; the pin comes back with the chat.
+        private: bool,
         turns: Vec<LoadedTurn>,
     },
     /// A theme was loaded (or failed to); `dark` picks the code highlighting palette.
@@ -103,44 +88,21 @@ pub enum Msg {
     Notice(String),
 }
 
-/// How an answer should be routed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteRequest {
-    /// Ask the router with this mode.
-    Mode(RouteMode),
-    /// `/retry` or an escalation: this tier, whatever the router would say.
-    Force(Target),
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// Route `prompt` (after `history`), store it unless it is a retry, and stream the answer.
+    /// Start a turn in the pipeline; its events come back as `Msg::Turn`.
     Ask {
         req: ReqId,
-        conv: Option<ConversationId>,
-        prompt: String,
-        history: Vec<Message>,
-        route: RouteRequest,
-        private: bool,
-        /// A retry answers the stored prompt again, so the prompt is not stored twice.
-        store_prompt: bool,
-        /// The chat's `/model` pick ("provider/model"), tried first if the answer goes to the
-        /// cloud; `None` keeps the configured order.
-        cloud_model: Option<String>,
+        request: TurnRequest,
     },
     /// `/model NAME` for a local model: load it in place of the running one (all chats).
     SwitchLocal(String),
-    /// Cancel the running stream's token; its partial answer is kept.
+    /// Cancel the running turn; its partial answer is kept.
     Cancel,
-    SavePartial {
-        turn: TurnId,
-        text: String,
-    },
-    FinishAnswer {
-        turn: TurnId,
-        text: String,
-        meta: crate::session::TurnMeta,
-        interrupted: bool,
+    /// `/private` on a stored chat: save the pin, so it comes back when the chat is reopened.
+    SetPrivate {
+        conv: ConversationId,
+        private: bool,
     },
     LoadConversation(ConversationId),
     RefreshConversations,

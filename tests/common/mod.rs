@@ -127,3 +127,71 @@ pub fn canned_cloud(answer: &str) -> u16 {
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
     serve(5, format!("{head}{body}").into_bytes())
 }
+
+/// A loopback OpenAI-compatible server that counts the requests it gets, so a test can show
+/// that nothing left the machine.
+pub struct Cloud {
+    pub port: u16,
+    pub hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Cloud {
+    /// Streams `answer` (any text, escape sequences included) to every request, with usage.
+    pub fn answering(answer: &str) -> Cloud {
+        let content = serde_json::to_string(answer).unwrap();
+        let chunk = |delta: &str, finish: &str| {
+            format!(
+                "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+            )
+        };
+        let usage = "data: {\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":1000,\"completion_tokens\":1000,\"total_tokens\":2000}}\n\n";
+        let body = chunk(
+            &format!("{{\"role\":\"assistant\",\"content\":{content}}}"),
+            "null",
+        ) + &chunk("{}", "\"stop\"")
+            + usage
+            + "data: [DONE]\n\n";
+        let head =
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n";
+        Cloud::replying(format!("{head}{body}").into_bytes())
+    }
+
+    /// Sends these bytes to every request.
+    pub fn replying(response: Vec<u8>) -> Cloud {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = hits.clone();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 65536];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(&response);
+            }
+        });
+        Cloud { port, hits }
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A `[providers.fake]` table for this server; prices in dollars per million tokens.
+    pub fn config(&self, input_price: f64, output_price: f64) -> String {
+        format!(
+            "[providers.fake]\nbase_url = \"http://127.0.0.1:{}/v1\"\nmodels = [{{ name = \"m\", input_price = {input_price}, output_price = {output_price} }}]\n",
+            self.port
+        )
+    }
+}
+
+/// Bytes a terminal would act on: C0 controls but newline and tab, DEL, and C1 controls.
+pub fn terminal_controls(bytes: &[u8]) -> Vec<char> {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|&c| {
+            (c < ' ' && c != '\n' && c != '\t') || c == '\x7f' || ('\u{80}'..='\u{9f}').contains(&c)
+        })
+        .collect()
+}

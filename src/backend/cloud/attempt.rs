@@ -86,7 +86,7 @@ pub async fn run(
     cancel: &CancellationToken,
     tx: &Tx,
 ) -> Outcome {
-    let deadline = Instant::now() + a.timeout;
+    let deadline = after(a.timeout);
     let chat = a.client.chat();
     let opened = tokio::select! {
         biased;
@@ -109,7 +109,7 @@ pub async fn run(
         // Before the first token the whole attempt shares one deadline; after it, each chunk
         // gets the full timeout, so a long answer is never cut for being long.
         let until = if p.first.is_some() {
-            Instant::now() + a.timeout
+            after(a.timeout)
         } else {
             deadline
         };
@@ -221,6 +221,14 @@ fn usage(a: &Attempt<'_>, p: &Progress, prompt_estimate: usize) -> Usage {
 /// The receiver is gone only when the stream was dropped, which also drops this future.
 fn send(tx: &Tx, ev: StreamEvent) {
     let _ = tx.send(Ok(ev));
+}
+
+/// `timeout` from now. Config bounds `timeout_secs`, but an `Instant` that would overflow (which
+/// panics) means "no deadline" all the same: a year from now.
+fn after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .unwrap_or_else(|| now + Duration::from_secs(365 * 86_400))
 }
 
 fn no_answer(timeout: Duration) -> Failure {

@@ -165,7 +165,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let secs = num("retry-after-ms")
         .map(|ms| ms / 1000.0)
         .or_else(|| num("retry-after"))?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // A value too large for a Duration (`Retry-After: 99999999999999999999`) is a very long
+    // wait, which `delay` then declines; `from_secs_f64` would panic on it.
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
 }
 
 /// The wait before retry number `retry` (0 for the first retry), or `None` when the server
@@ -260,6 +263,13 @@ mod tests {
             "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
         );
         assert_eq!(retry_after(&d), None);
+        // Larger than any Duration: a long wait, declined by `delay`, never a panic.
+        let mut huge = HeaderMap::new();
+        huge.insert("retry-after", "99999999999999999999".parse().unwrap());
+        assert_eq!(retry_after(&huge), Some(Duration::MAX));
+        assert_eq!(delay(0, retry_after(&huge)), None);
+        huge.insert("retry-after-ms", "1e300".parse().unwrap());
+        assert_eq!(retry_after(&huge), Some(Duration::MAX));
     }
 
     #[test]

@@ -3,9 +3,9 @@
 
 use crate::chat::Role;
 use crate::config::RouteMode;
-use crate::router::Target;
 use crate::session::ConversationId;
-use crate::tui::msg::{Effect, RouteRequest};
+use crate::tui::msg::Effect;
+use crate::turn::{Ask, Privacy, Refusal, RouteRequest, Thread, TurnRequest};
 
 use super::{App, Composer, Entry, Overlay, Running, Seam, model, other};
 
@@ -71,53 +71,46 @@ pub(super) fn send(app: &mut App) -> Vec<Effect> {
         return vec![];
     }
     app.composer = Composer::default();
-    let history = app.history();
     app.entries
         .push(Entry::new(Role::User, text.clone(), app.dark));
-    start(app, text, history, RouteRequest::Mode(app.mode), true, None)
+    let route = RouteRequest::Mode(app.mode);
+    start(app, Ask::Prompt(text.clone()), route, None, Some(text))
 }
 
+/// Starts a turn in the pipeline, with an empty answer to fill.
 fn start(
     app: &mut App,
-    prompt: String,
-    history: Vec<crate::chat::Message>,
+    ask: Ask,
     route: RouteRequest,
-    store_prompt: bool,
     seam: Option<Seam>,
+    prompt: Option<String>,
 ) -> Vec<Effect> {
     let req = app.alloc_req();
-    app.last_finished = None;
     let mut answer = Entry::new(Role::Assistant, String::new(), app.dark);
     answer.seam = seam;
     app.entries.push(answer);
     app.scroll = 0;
     app.running = Some(Running {
         req,
-        turn: None,
-        decision: None,
-        provider: String::new(),
-        model: String::new(),
-        usage: Default::default(),
-        finish: None,
-        cancelled: false,
-        last_save_ms: app.now_ms,
-        saved_len: 0,
-    });
-    vec![Effect::Ask {
-        req,
-        conv: app.current,
         prompt,
-        history,
-        route,
+        cancelled: false,
+        done: false,
+    });
+    let request = TurnRequest {
+        thread: app.current.map_or(Thread::New, Thread::Stored),
         private: app.private,
-        store_prompt,
         cloud_model: app.cloud_model.as_ref().map(|(p, m)| format!("{p}/{m}")),
-    }]
+        ..TurnRequest::new(Thread::New, ask, route)
+    };
+    vec![Effect::Ask { req, request }]
 }
 
 fn command(app: &mut App, c: Command) -> Vec<Effect> {
     let busy = app.running.is_some();
     match c {
+        Command::Route(RouteMode::Cloud) if private(app) => {
+            app.notice = Some(Refusal::Private(privacy(app)).to_string());
+        }
         Command::Route(m) => {
             app.mode = m;
             app.notice = Some(format!("route: {}", m.as_str()));
@@ -126,9 +119,21 @@ fn command(app: &mut App, c: Command) -> Vec<Effect> {
             app.private = !app.private;
             app.notice = Some(if app.private {
                 "private: this chat stays on this machine".into()
+            } else if app.privacy.is_private() && app.privacy != Privacy::Pinned {
+                format!("private: unpinned, but {}", app.privacy.reason())
             } else {
                 "private: off".into()
             });
+            if !app.private && app.privacy == Privacy::Pinned {
+                app.privacy = Privacy::Open;
+            }
+            // The pin is saved on a stored chat now; a new chat gets it with its first prompt.
+            if let Some(conv) = app.current {
+                return vec![Effect::SetPrivate {
+                    conv,
+                    private: app.private,
+                }];
+            }
         }
         Command::Why => match app.last_decision {
             Some(_) => app.overlay = Some(Overlay::Why),
@@ -189,7 +194,21 @@ pub(super) fn confirm_delete(app: &mut App, conv: ConversationId, yes: bool) -> 
     vec![Effect::Delete(conv), Effect::RefreshConversations]
 }
 
-/// Re-runs the last prompt on the other tier, keeping the first answer above a seam.
+/// Whether this chat may not leave the machine, as far as the app knows (the pipeline is the
+/// guard; this only answers `/cloud` at once).
+fn private(app: &App) -> bool {
+    app.private || app.privacy.is_private()
+}
+
+fn privacy(app: &App) -> Privacy {
+    match &app.privacy {
+        Privacy::Open => Privacy::Pinned,
+        p => p.clone(),
+    }
+}
+
+/// Answers the last prompt again on the other tier, below a seam, keeping the first answer.
+/// The pipeline refuses a private chat's retry in the cloud, as it refuses any cloud route.
 fn retry(app: &mut App) -> Vec<Effect> {
     let Some(user_at) = app.entries.iter().rposition(|e| e.role == Role::User) else {
         app.notice = Some("nothing to retry yet".into());
@@ -198,32 +217,17 @@ fn retry(app: &mut App) -> Vec<Effect> {
     let tier = app.entries[user_at..]
         .iter()
         .rev()
-        .find_map(|e| e.badge.as_ref().map(|b| b.target));
+        .find_map(|e| e.badge.as_ref().map(|b| b.tier));
     let Some(tier) = tier else {
         app.notice = Some("the last prompt has no answer to retry".into());
         return vec![];
     };
-    again(app, other(tier), Seam::Retry)
-}
-
-/// Answers the last prompt again on `tier`, below a seam; the prompt is not stored twice and
-/// the new answer sees the history before the prompt, not the first answer.
-pub(super) fn again(app: &mut App, tier: Target, seam: Seam) -> Vec<Effect> {
-    let Some(user_at) = app.entries.iter().rposition(|e| e.role == Role::User) else {
-        return vec![];
-    };
-    let prompt = app.entries[user_at].text.clone();
-    let history = app.entries[..user_at]
-        .iter()
-        .filter(|e| !e.text.is_empty())
-        .map(|e| crate::chat::Message::new(e.role, e.text.clone()))
-        .collect();
+    let tier = other(tier);
     start(
         app,
-        prompt,
-        history,
+        Ask::Again,
         RouteRequest::Force(tier),
-        false,
-        Some(seam),
+        Some(Seam::Retry(tier)),
+        None,
     )
 }

@@ -93,7 +93,11 @@ pub fn act(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Cancel => stream::cancel(app),
         Action::Interrupt => {
-            if app.running.is_some() {
+            // A second Ctrl-C while the answer is still stopping quits anyway: the screen is
+            // never held hostage by a turn that does not end.
+            if app.running.as_ref().is_some_and(|r| r.cancelled) {
+                vec![Effect::Quit]
+            } else if app.running.is_some() {
                 stream::cancel(app)
             } else if !app.composer.text.is_empty() {
                 app.composer = Composer::default();
@@ -103,7 +107,7 @@ pub fn act(app: &mut App, action: Action) -> Vec<Effect> {
             }
         }
         Action::Quit => {
-            if app.running.is_some() {
+            if app.running.is_some() && !app.quitting {
                 app.quitting = true;
                 stream::cancel(app)
             } else {

@@ -1,5 +1,6 @@
-//! The status bar (route mode and the chat's cloud model pick, online, local model state, spent
-//! and saved, key hints) and the banner line above everything (offline, pull progress). Reads
+//! The status bar (route mode and the chat's cloud model pick, privacy, online, local model
+//! state, today's and this month's spend against the caps and what local answers saved, key
+//! hints) and the banner line above everything (offline, pull progress). Reads
 //! `App`; never changes it.
 
 use ratatui::Frame;
@@ -45,8 +46,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Some((_, m)) => format!(" {} · {m}", app.mode.as_str()),
         None => format!(" {}", app.mode.as_str()),
     };
+    // A reached cap is a warning: prompts stay local until the day or the month turns.
+    let spend_style = if app.spend.refusal().is_some() {
+        st.patch(theme.style(Role::Warning))
+    } else {
+        st
+    };
     let mut spans = vec![Span::styled(mode, st.patch(theme.style(Role::Strong)))];
-    if app.private {
+    if app.private || app.privacy.is_private() {
         spans.push(Span::styled(
             " private",
             st.patch(theme.style(Role::Warning)),
@@ -58,12 +65,17 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         sep.clone(),
         Span::styled(local_label(app), st.patch(theme.style(local_role))),
         sep.clone(),
-        Span::styled(
-            format!("spent ${:.4} · saved ${:.4}", app.spent_usd, app.saved_usd),
-            st,
-        ),
+        Span::styled(app.spend.label(), spend_style),
     ]);
-    let left_w: usize = spans.iter().map(|s| s.width()).sum();
+    let mut left_w: usize = spans.iter().map(|s| s.width()).sum();
+    // A notice (a refusal, an error) matters more than the spend: when both do not fit, the
+    // spend steps aside until the notice clears.
+    if let Some(n) = &app.notice
+        && left_w + 1 + n.chars().count() > area.width as usize
+    {
+        spans.truncate(spans.len() - 2);
+        left_w = spans.iter().map(|s| s.width()).sum();
+    }
     let right = match &app.notice {
         Some(n) => n.clone(),
         None => format!(

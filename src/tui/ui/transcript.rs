@@ -11,7 +11,7 @@ use unicode_width::UnicodeWidthChar;
 
 use crate::chat::Role as ChatRole;
 use crate::router::Target;
-use crate::tui::app::{App, Entry, Seam};
+use crate::tui::app::{App, Entry};
 use crate::tui::keymap::Focus;
 use crate::tui::markdown::{self, MdLine, MdSpan};
 use crate::tui::theme::{Role, Theme};
@@ -59,23 +59,8 @@ fn entry_rows(app: &App, i: usize, width: u16) -> Vec<Row> {
         app.running.is_some() && i + 1 == app.entries.len() && e.role == ChatRole::Assistant;
     let mut rows: Vec<Row> = Vec::new();
     let mut header: Vec<MdLine> = Vec::new();
-    match &e.seam {
-        Some(Seam::Retry) => {
-            let tier = e
-                .badge
-                .as_ref()
-                .map(|b| b.target.as_str())
-                .unwrap_or("the other tier");
-            header.push(MdLine::plain(
-                format!("╌╌ answered again on {tier} ╌╌"),
-                Role::Seam,
-            ));
-        }
-        Some(Seam::Escalated(why)) => header.push(MdLine::plain(
-            format!("╌╌ escalated to the cloud: {why} ╌╌"),
-            Role::Seam,
-        )),
-        None => {}
+    if let Some(seam) = &e.seam {
+        header.push(MdLine::plain(format!("╌╌ {} ╌╌", seam.words()), Role::Seam));
     }
     let head = match e.role {
         ChatRole::User => MdLine::plain("you", Role::User),
@@ -88,17 +73,13 @@ fn entry_rows(app: &App, i: usize, width: u16) -> Vec<Row> {
             };
             match &e.badge {
                 Some(b) => {
-                    let role = match b.target {
+                    let role = match b.tier {
                         Target::Local => Role::LocalBadge,
                         Target::Cloud => Role::CloudBadge,
                     };
                     // Timing and cost are only known once the answer ends.
                     let label = if streaming {
-                        match b.target {
-                            Target::Local => format!("local · {}", b.model),
-                            Target::Cloud if b.model.is_empty() => "cloud".into(),
-                            Target::Cloud => format!("cloud · {}", b.model),
-                        }
+                        b.streaming_label()
                     } else {
                         b.label()
                     };
@@ -209,7 +190,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     } else {
         Role::Border
     };
-    let title = if app.private {
+    let title = if app.private || app.privacy.is_private() {
         format!(" {} · private ", app.title)
     } else {
         format!(" {} ", app.title)
