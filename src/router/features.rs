@@ -15,19 +15,37 @@ use crate::chat::{Message, Role};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Feature {
-    /// Prompt size, log-scaled: 1.0 at about 2,000 tokens.
-    Tokens,
+    /// Prompt length in words, log-scaled: 0.5 at about 63 words, 1.0 at 4,096.
+    Length,
+    /// Quantities to work with: numerals and number words, log-scaled (1.0 at 32).
+    Numbers,
+    /// Asks for an amount to be worked out: how many, how much, the total, a percentage.
+    HowMany,
+    /// Wording that chains one operation onto the last (then, each, per, remaining, twice).
+    Steps,
+    /// How one quantity moves another (increases, doubled, greater, unchanged).
+    Change,
+    /// Hypotheticals and premises (if, suppose, assume, unless).
+    Conditions,
+    /// Causal connectives (because, therefore, thus): an argument to follow.
+    Causal,
     /// Code fences, programming keywords and vocabulary, braces and semicolons.
     Code,
-    /// Numbers, operators, LaTeX and mathematical vocabulary.
+    /// Operators, LaTeX and mathematical vocabulary.
     Math,
     /// Numbered or bulleted lines, sequencing and output-format instructions.
     Structure,
     /// Reasoning and analysis verbs (explain why, prove, compare, suppose ...).
     Reasoning,
-    /// A request for long output: an essay, a report, "in 2,000 words".
+    /// Asks with no single right answer: creative writing, role-play, ideas, opinions.
+    OpenEnded,
+    /// Asking to name, define or date something (\"is known as\", \"who wrote\").
+    Recall,
+    /// Short everyday words (mean word length).
+    PlainWording,
+    /// A request for long output: an essay, a report, \"in 2,000 words\".
     OutputLength,
-    /// A request for a short answer: "briefly", "in fewer than 100 words".
+    /// A request for a short answer: \"briefly\", \"in fewer than 100 words\".
     Brevity,
     /// Share of letters outside ASCII.
     NonEnglish,
@@ -35,73 +53,53 @@ pub enum Feature {
     ConversationDepth,
     /// Greetings, thanks, yes/no, a short rewrite.
     Trivial,
-    /// Creative writing and role-play.
-    Creative,
-    /// Short everyday words: puzzles are phrased plainly, prose and recall are not.
-    PlainWording,
-    /// Capitalised names mid-sentence: questions about named things are mostly recall.
-    ProperNouns,
-    /// Legal vocabulary: multi-party scenarios that need careful reading.
-    Legal,
-    /// Science and economics vocabulary.
-    Science,
-    /// Asking to name, define or date something ("is known as", "who wrote"): recall, which
-    /// small models do nearly as well as large ones.
-    Recall,
-    /// Causal connectives (because, therefore, thus): an argument to follow or to judge.
-    Causal,
-    /// Sums of money ("$2,000", "€15"): contracts, prices and accounts to reason about.
-    Money,
-    /// Directional change and comparison (increases, doubled, greater, unchanged): working out
-    /// how one quantity moves another.
-    Change,
 }
 
 impl Feature {
     pub const ALL: [Feature; 19] = [
-        Feature::Tokens,
+        Feature::Length,
+        Feature::Numbers,
+        Feature::HowMany,
+        Feature::Steps,
+        Feature::Change,
+        Feature::Conditions,
+        Feature::Causal,
         Feature::Code,
         Feature::Math,
         Feature::Structure,
         Feature::Reasoning,
+        Feature::OpenEnded,
+        Feature::Recall,
+        Feature::PlainWording,
         Feature::OutputLength,
         Feature::Brevity,
         Feature::NonEnglish,
         Feature::ConversationDepth,
         Feature::Trivial,
-        Feature::Creative,
-        Feature::PlainWording,
-        Feature::ProperNouns,
-        Feature::Legal,
-        Feature::Science,
-        Feature::Recall,
-        Feature::Causal,
-        Feature::Money,
-        Feature::Change,
     ];
     pub const COUNT: usize = Feature::ALL.len();
 
     pub fn name(self) -> &'static str {
         match self {
-            Feature::Tokens => "tokens",
+            Feature::Length => "length",
+            Feature::Numbers => "numbers",
+            Feature::HowMany => "how_many",
+            Feature::Steps => "steps",
+            Feature::Change => "change",
+            Feature::Conditions => "conditions",
+            Feature::Causal => "causal",
             Feature::Code => "code",
             Feature::Math => "math",
             Feature::Structure => "structure",
             Feature::Reasoning => "reasoning",
+            Feature::OpenEnded => "open_ended",
+            Feature::Recall => "recall",
+            Feature::PlainWording => "plain_wording",
             Feature::OutputLength => "output_length",
             Feature::Brevity => "brevity",
             Feature::NonEnglish => "non_english",
             Feature::ConversationDepth => "conversation_depth",
             Feature::Trivial => "trivial",
-            Feature::Creative => "creative",
-            Feature::PlainWording => "plain_wording",
-            Feature::ProperNouns => "proper_nouns",
-            Feature::Legal => "legal",
-            Feature::Science => "science",
-            Feature::Recall => "recall",
-            Feature::Causal => "causal",
-            Feature::Money => "money",
-            Feature::Change => "change",
         }
     }
 }
@@ -179,20 +177,33 @@ pub fn features(prompt: &str, conversation: &[Message]) -> Features {
     let n = |l: Lex| f64::from(lex[l as usize]);
 
     let mut v = [0.0; Feature::COUNT];
-    let tokens = prompt.len() as f64 / 4.0;
-    v[Feature::Tokens as usize] = (tokens.ln_1p() / 2048f64.ln_1p()).min(1.0);
+    let words = word_count(prompt) as f64;
+    v[Feature::Length as usize] = (words.ln_1p() / 4096f64.ln_1p()).min(1.0);
+    let quantities = f64::from(s.numbers) + n(Lex::NumberWord);
+    v[Feature::Numbers as usize] = (quantities.ln_1p() / 32f64.ln_1p()).min(1.0);
+    v[Feature::HowMany as usize] = sat(n(Lex::HowMany), 1.0);
+    v[Feature::Steps as usize] = sat(n(Lex::Steps), 4.0);
+    v[Feature::Change as usize] = sat(n(Lex::Change), 2.0);
+    v[Feature::Conditions as usize] = sat(n(Lex::Conditions), 2.0);
+    v[Feature::Causal as usize] = sat(n(Lex::Causal), 2.0);
     let code = n(Lex::Fence) * 3.0
         + n(Lex::CodeKeyword) * 0.5
         + n(Lex::CodeWord)
         + f64::from(s.code_symbols) * 0.2;
-    v[Feature::Code as usize] = sat(code, 4.0);
-    let math = (f64::from(s.math_symbols) + n(Lex::Latex) * 2.0) * 0.5
-        + n(Lex::MathWord)
-        + f64::from(s.numbers.min(20)) * 0.5;
-    v[Feature::Math as usize] = sat(math, 5.0);
+    v[Feature::Code as usize] = sat(code, 1.5);
+    let math = (f64::from(s.math_symbols) + n(Lex::Latex) * 2.0) * 0.5 + n(Lex::MathWord);
+    v[Feature::Math as usize] = sat(math, 2.5);
     v[Feature::Structure as usize] =
         sat(f64::from(s.list_lines) + 0.5 * n(Lex::StructureWord), 5.0);
     v[Feature::Reasoning as usize] = sat(n(Lex::Reasoning), 3.0);
+    v[Feature::OpenEnded as usize] = sat(n(Lex::OpenEnded), 1.0);
+    v[Feature::Recall as usize] = sat(n(Lex::Recall), 1.0);
+    let mean_word_len = f64::from(s.word_chars) / f64::from(s.words.max(1));
+    v[Feature::PlainWording as usize] = if s.words == 0 {
+        0.0
+    } else {
+        ((6.5 - mean_word_len) / 3.0).clamp(0.0, 1.0)
+    };
     let long = n(Lex::LongOutput) + if s.asks_many_words { 2.0 } else { 0.0 };
     v[Feature::OutputLength as usize] = sat(long, 1.0);
     v[Feature::Brevity as usize] = sat(n(Lex::Brief), 1.0);
@@ -204,27 +215,27 @@ pub fn features(prompt: &str, conversation: &[Message]) -> Features {
     let turns = conversation.iter().filter(|m| m.role == Role::User).count();
     v[Feature::ConversationDepth as usize] = (turns as f64 / 8.0).min(1.0);
     v[Feature::Trivial as usize] = trivial(prompt);
-    v[Feature::Creative as usize] = sat(n(Lex::Creative), 2.0);
-    let words = f64::from(s.words.max(1));
-    let mean_word_len = f64::from(s.word_chars) / words;
-    v[Feature::PlainWording as usize] = if s.words == 0 {
-        0.0
-    } else {
-        ((6.5 - mean_word_len) / 3.0).clamp(0.0, 1.0)
-    };
-    v[Feature::ProperNouns as usize] = sat(f64::from(s.proper_nouns) / words * 10.0, 1.0);
-    v[Feature::Legal as usize] = sat(n(Lex::Legal), 4.0);
-    v[Feature::Science as usize] = sat(n(Lex::Science), 3.0);
-    v[Feature::Recall as usize] = sat(n(Lex::Recall), 1.0);
-    v[Feature::Causal as usize] = sat(n(Lex::Causal), 2.0);
-    v[Feature::Money as usize] = sat(f64::from(s.money), 0.5);
-    v[Feature::Change as usize] = sat(n(Lex::Change), 2.0);
 
     Features {
         values: v,
         prompt_tokens,
         secrets: secret_scan::detect(prompt),
     }
+}
+
+/// Whitespace-separated words in the whole prompt, as `str::split_whitespace` counts them but
+/// over bytes: the same count as the length baseline that routing is compared with.
+fn word_count(text: &str) -> usize {
+    let mut count = 0;
+    let mut in_word = false;
+    for &b in text.as_bytes() {
+        let space = matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f);
+        if !space && !in_word {
+            count += 1;
+        }
+        in_word = !space;
+    }
+    count
 }
 
 /// The whole of `s` when it is short, else its first `head` and last `tail` bytes, each cut
@@ -259,10 +270,18 @@ const GREETINGS: &[&str] = &[
     "good morning",
     "good night",
     "good evening",
+    "good afternoon",
+    "how are you",
+    "how's it going",
+    "what's up",
     "bye",
+    "goodbye",
+    "see you",
     "cool",
     "great",
     "nice",
+    "lol",
+    "haha",
 ];
 const REWRITES: &[&str] = &[
     "rewrite",
@@ -308,8 +327,6 @@ mod tests {
         ("Open the terminal and list the unnamed files.", Feature::Recall, false),
         ("The build failed because the cache was stale.", Feature::Causal, true),
         ("Sincerely, the thesis committee", Feature::Causal, false),
-        ("The contract price was $2,000, or about €1,850.", Feature::Money, true),
-        ("Typeset $x^2$ and $$\\frac{1}{2}$$ in $HOME/notes.", Feature::Money, false),
         ("If demand increases, what happens to the price?", Feature::Change, true),
         ("Put the constants in a lowercase file.", Feature::Change, false),
     ];

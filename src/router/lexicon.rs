@@ -18,43 +18,49 @@ pub(crate) enum Lex {
     StructureWord,
     LongOutput,
     Brief,
-    Creative,
-    Legal,
-    Science,
+    OpenEnded,
     Recall,
     Causal,
     Change,
+    NumberWord,
+    HowMany,
+    Steps,
+    Conditions,
 }
 
-pub(crate) const LEX_COUNT: usize = 15;
+pub(crate) const LEX_COUNT: usize = 17;
 
 #[rustfmt::skip]
 const FENCE: &[&str] = &[
     "```",
 ];
+/// Keywords that are not also everyday English ("class", "return", "print", "true" are left out:
+/// they fire on school classes and true-or-false questions).
 #[rustfmt::skip]
 const CODE_KEYWORD: &[&str] = &[
-    "def", "fn", "class", "return", "import", "function", "var", "let", "const", "void", "int", "struct",
-    "impl", "lambda", "println", "printf", "print", "elif", "while", "#include", "public", "static", "select",
-    "null", "none", "true", "false", "async", "await", "namespace", "enum",
+    "def", "fn", "elif", "impl", "println", "printf", "#include", "namespace", "enum", "lambda", "struct",
+    "void", "const", "async", "await", "null", "int", "var", "std", "self.", "this.", "import numpy",
+    "console.log",
 ];
 #[rustfmt::skip]
 const CODE_WORD: &[&str] = &[
-    "python", "javascript", "typescript", "java", "c++", "rust", "golang", "sql", "html", "css", "bash",
-    "regex", "program", "code", "algorithm", "implement", "compile", "compiler", "array", "arrays", "list",
-    "lists", "string", "strings", "integer", "binary tree", "linked list", "hash", "recursion", "recursive",
-    "complexity", "o(n)", "o(1)", "o(log n)", "bug", "debug", "api", "script", "variable", "loop", "pointer",
-    "stack", "queue", "node", "nodes", "graph", "sort", "sorted", "dataframe", "json", "unit test",
-    "refactor", "exception",
+    "python", "javascript", "typescript", "java", "c++", "golang", "sql", "html", "css", "bash", "regex",
+    "algorithm", "implement", "compile", "compiler", "array", "arrays", "binary tree", "linked list",
+    "hash map", "hash table", "recursion", "recursive", "time complexity", "space complexity", "o(n)",
+    "o(1)", "o(log n)", "o(n log n)", "o(n^2)", "debug", "api", "dataframe", "json", "unit test",
+    "refactor", "source code", "the code", "this code", "a program", "a function", "the function below",
+    "write a function", "a script", "stack trace", "segfault", "runtime error", "compile error",
+    "sorted array", "sorted arrays", "sorted list", "sorted lists", "integer array", "data structure",
+    "data structures", "a function to", "a function that", "a program to", "a program that", "website",
+    "rust", "php", "kotlin", "haskell", "c#", "quicksort", "merge sort", "binary search", "sorting algorithm",
 ];
 #[rustfmt::skip]
 const MATH_WORD: &[&str] = &[
     "solve", "equation", "equations", "integer", "integers", "prime", "probability", "derivative", "integral",
     "matrix", "polynomial", "remainder", "divisible", "inequality", "triangle", "area", "angle", "radius",
     "sum", "product", "ratio", "percent", "percentage", "average", "median", "mean", "fraction",
-    "square root", "root", "roots", "digits", "factor", "multiply", "divided", "calculate", "compute",
-    "how many", "how much", "prove", "theorem", "lemma", "vertices", "function of", "expression", "express",
-    "simplify", "evaluate",
+    "square root", "root", "roots", "digits", "factor", "multiply", "divided", "prove", "theorem",
+    "lemma", "vertices", "function of", "expression", "express", "simplify", "evaluate",
 ];
 #[rustfmt::skip]
 const LATEX: &[&str] = &[
@@ -64,7 +70,7 @@ const LATEX: &[&str] = &[
 const REASONING: &[&str] = &[
     "why", "explain", "analyze", "analyse", "analysis", "reason", "reasons", "reasoning", "deduce", "infer",
     "inference", "justify", "prove", "derive", "determine", "evaluate", "compare", "contrast", "implies",
-    "imply", "therefore", "suppose", "assume", "consider", "if", "then", "based on", "conclude", "conclusion",
+    "imply", "therefore", "suppose", "assume", "consider", "based on", "conclude", "conclusion",
     "uncertain", "true or false", "relationship", "logic", "logical", "step by step", "identify",
 ];
 #[rustfmt::skip]
@@ -82,34 +88,17 @@ const BRIEF: &[&str] = &[
     "concise", "brief", "briefly", "short", "fewer than", "less than", "one sentence", "in one word",
     "summarize", "tl;dr",
 ];
+/// Asks with no single right answer: creative writing, role-play, ideas and opinions. Words that
+/// also tell a word problem's story ("share", "letter", "character", "writes") are left out.
 #[rustfmt::skip]
-const CREATIVE: &[&str] = &[
-    "poem", "poet", "story", "stories", "blog", "email", "letter", "slogan", "headline", "song", "lyrics",
-    "joke", "imagine", "pretend", "role", "roleplay", "role-play", "persona", "character", "act as", "embody",
-    "picture yourself", "describe", "vivid", "creative", "persuasive", "catchy", "fictional", "dialogue",
-    "script", "speech", "tweet", "caption",
+const OPEN_ENDED: &[&str] = &[
+    "write a", "write an", "write me", "draft", "compose", "describe", "discuss", "poem", "poems", "haiku",
+    "limerick", "story", "short story", "essay", "blog", "blog post", "email", "slogan", "headline", "song",
+    "lyrics", "joke", "speech", "tweet", "caption", "dialogue", "imagine", "pretend", "act as", "role-play",
+    "roleplay", "the role of", "persona", "embody", "picture yourself", "brainstorm", "ideas", "tips",
+    "advice", "opinion", "suggest", "creative", "vivid", "persuasive", "catchy", "fictional",
 ];
-#[rustfmt::skip]
-const LEGAL: &[&str] = &[
-    "court", "courts", "statute", "plaintiff", "defendant", "contract", "tort", "negligence", "liable",
-    "liability", "jurisdiction", "constitutional", "constitution", "amendment", "appeal", "lawsuit",
-    "prosecution", "evidence", "hearsay", "testimony", "felony", "misdemeanor", "convicted", "conviction",
-    "trial", "jury", "judge", "attorney", "lawyer", "legal", "illegal", "law", "laws", "lease", "tenant",
-    "landlord", "easement", "deed", "mortgage", "property", "breach", "damages", "sued", "sue", "claim",
-    "statutory", "precedent", "ruling", "defense", "homicide", "murder", "burglary", "robbery", "larceny",
-];
-#[rustfmt::skip]
-const SCIENCE: &[&str] = &[
-    "energy", "force", "velocity", "acceleration", "momentum", "mass", "gravity", "gravitational", "friction",
-    "electric", "electron", "electrons", "proton", "neutron", "charge", "current", "voltage", "resistance",
-    "circuit", "magnetic", "wave", "wavelength", "frequency", "photon", "quantum", "temperature", "heat",
-    "pressure", "density", "atom", "atoms", "molecule", "molecules", "reaction", "enzyme", "protein", "gene",
-    "genes", "dna", "rna", "cell", "cells", "chromosome", "mutation", "allele", "inflation", "gdp", "demand",
-    "supply", "elasticity", "monopoly", "marginal", "equilibrium", "interest rate", "fiscal", "monetary",
-    "aggregate", "tax", "price", "cost", "revenue", "profit", "unemployment",
-];
-
-/// Asking to name, define or date something: recall, which small models do nearly as well.
+/// Asking to name, define or date something.
 #[rustfmt::skip]
 const RECALL: &[&str] = &[
     "is called", "are called", "known as", "is known as", "are known as", "refers to", "refer to",
@@ -119,14 +108,11 @@ const RECALL: &[&str] = &[
     "invented", "discovered", "associated with", "is associated with", "characterized by",
     "is characterized by", "is considered", "capital of",
 ];
-
-/// Connectives that carry an argument: the text, or its answer options, reason from cause to
-/// effect.
+/// Connectives that carry an argument.
 #[rustfmt::skip]
 const CAUSAL: &[&str] = &[
     "because", "since", "therefore", "thus", "hence", "consequently",
 ];
-
 /// How one quantity moves another: "what happens if X increases", "which is greater".
 #[rustfmt::skip]
 const CHANGE: &[&str] = &[
@@ -134,6 +120,33 @@ const CHANGE: &[&str] = &[
     "rise", "rises", "rising", "fall", "falls", "falling", "shift", "shifts", "shifted", "double", "doubles",
     "doubled", "halve", "halves", "halved", "triple", "tripled", "higher", "lower", "greater", "smaller",
     "larger", "what happens", "would happen", "remain the same", "remains the same", "unchanged", "constant",
+];
+/// Quantities written as words. "one" is left out: "which one", "one of the following".
+#[rustfmt::skip]
+const NUMBER_WORD: &[&str] = &[
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "fifteen",
+    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand",
+    "million", "billion", "half", "twice", "thrice", "dozen", "quarter", "double", "triple",
+];
+/// Asking for an amount to be worked out.
+#[rustfmt::skip]
+const HOW_MANY: &[&str] = &[
+    "how many", "how much", "how long", "how far", "how fast", "how old", "how often", "what is the total",
+    "in total", "altogether", "what percentage", "what percent", "what fraction", "what is the probability",
+    "calculate", "compute", "find the value", "what is the value",
+];
+/// Words that chain one operation onto the last: the shape of a multi-step problem.
+#[rustfmt::skip]
+const STEPS: &[&str] = &[
+    "then", "after", "afterwards", "each", "per", "every", "remaining", "remainder", "left", "rest",
+    "more than", "less than", "fewer than", "times as", "twice", "half of", "already", "another", "again",
+    "later", "first", "second", "third", "next", "finally", "total", "combined",
+];
+/// Hypotheticals and premises to hold while reasoning.
+#[rustfmt::skip]
+const CONDITIONS: &[&str] = &[
+    "if", "suppose", "supposing", "assume", "assuming", "given that", "unless", "provided that", "would",
+    "in case",
 ];
 
 fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
@@ -147,33 +160,35 @@ fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
         (Lex::StructureWord, STRUCTURE_WORD),
         (Lex::LongOutput, LONG_OUTPUT),
         (Lex::Brief, BRIEF),
-        (Lex::Creative, CREATIVE),
-        (Lex::Legal, LEGAL),
-        (Lex::Science, SCIENCE),
+        (Lex::OpenEnded, OPEN_ENDED),
         (Lex::Recall, RECALL),
         (Lex::Causal, CAUSAL),
         (Lex::Change, CHANGE),
+        (Lex::NumberWord, NUMBER_WORD),
+        (Lex::HowMany, HOW_MANY),
+        (Lex::Steps, STEPS),
+        (Lex::Conditions, CONDITIONS),
     ]
 }
 
 pub(crate) struct Lexicon {
     ac: AhoCorasick,
     /// Per pattern: a bit per `Lex`, and whether each end must sit on a word boundary.
-    masks: Vec<u16>,
+    masks: Vec<u32>,
     bounded: Vec<(bool, bool)>,
 }
 
 /// Compiled once: building the automaton costs far more than matching an 8,000-character prompt.
 pub(crate) static LEXICON: LazyLock<Lexicon> = LazyLock::new(|| {
     let mut patterns: Vec<String> = Vec::new();
-    let mut masks: Vec<u16> = Vec::new();
+    let mut masks: Vec<u32> = Vec::new();
     for (lex, words) in lists() {
         for w in words {
             match patterns.iter().position(|p| p.eq_ignore_ascii_case(w)) {
-                Some(i) => masks[i] |= 1 << lex as u16,
+                Some(i) => masks[i] |= 1 << lex as u32,
                 None => {
                     patterns.push(w.to_ascii_lowercase());
-                    masks.push(1 << lex as u16);
+                    masks.push(1 << lex as u32);
                 }
             }
         }
