@@ -16,19 +16,10 @@ use crate::config::{Preset, RouterConfig};
 /// and nothing on chit-chat. `output_length` and `brevity` only shape the cost estimate.
 const DEFAULT_WEIGHTS: [(Feature, f64); Feature::COUNT] = [
     (Feature::Length, 8.0),
-    (Feature::Numbers, 0.0),
-    (Feature::HowMany, 0.0),
     (Feature::Steps, 3.7),
-    (Feature::Change, 0.0),
-    (Feature::Conditions, 0.0),
-    (Feature::Causal, 0.0),
     (Feature::Code, 3.0),
     (Feature::Math, 0.5),
-    (Feature::Structure, 0.0),
-    (Feature::Reasoning, 0.0),
     (Feature::OpenEnded, -2.0),
-    (Feature::Recall, 0.0),
-    (Feature::PlainWording, 0.0),
     (Feature::OutputLength, 0.0),
     (Feature::Brevity, 0.0),
     (Feature::NonEnglish, 1.0),
@@ -36,8 +27,8 @@ const DEFAULT_WEIGHTS: [(Feature, f64); Feature::COUNT] = [
     (Feature::Trivial, -4.0),
 ];
 /// Calibrated for the default local model, SmolLM2-135M, which answers almost no real question
-/// well: at the balanced threshold (0.5) a plain prompt of about six words goes to the cloud, so
-/// chit-chat, rewrites and short creative asks stay local and questions do not.
+/// well: at the balanced threshold (0.5) a plain question of three words or more goes to the
+/// cloud, while greetings, rewrites and short creative asks stay local.
 const DEFAULT_BIAS: f64 = -1.25;
 
 /// How far from the threshold a local decision still counts as a close call worth watching.
