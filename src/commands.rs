@@ -8,3 +8,4 @@ pub mod doctor;
 pub mod history;
 pub mod models;
 pub mod route;
+pub mod route_stats;
