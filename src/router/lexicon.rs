@@ -70,10 +70,11 @@ const BRIEF: &[&str] = &[
     "summarize", "tl;dr",
 ];
 /// Asks with no single right answer: creative writing, role-play, ideas and opinions. Words that
-/// also tell a word problem's story ("share", "letter", "character", "writes") are left out.
+/// also tell a word problem's story ("share", "letter", "character", "writes") are left out, and
+/// so is a bare "write a": "write a Python script" is code, so the genre has to be named.
 #[rustfmt::skip]
 const OPEN_ENDED: &[&str] = &[
-    "write a", "write an", "write me", "draft", "compose", "describe", "discuss", "poem", "poems", "haiku",
+    "draft", "compose", "describe", "discuss", "poem", "poems", "haiku",
     "limerick", "story", "short story", "essay", "blog", "blog post", "email", "slogan", "headline", "song",
     "lyrics", "joke", "speech", "tweet", "caption", "dialogue", "imagine", "pretend", "act as", "role-play",
     "roleplay", "the role of", "persona", "embody", "picture yourself", "brainstorm", "ideas", "tips",
