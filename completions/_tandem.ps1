@@ -314,6 +314,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             break
         }
         'tandem;route' {
+            [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Summarise a file of prompts (JSON lines with "prompt", or one per line; - is stdin): the share each preset keeps local, and how the scores spread')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
             [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')

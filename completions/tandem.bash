@@ -1755,12 +1755,16 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__route)
-            opts="-q -h --batch --json --config --route --model --theme --log-level --quiet --no-pull --help"
+            opts="-q -h --batch --stats --json --config --route --model --theme --log-level --quiet --no-pull --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --stats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

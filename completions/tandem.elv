@@ -279,6 +279,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;models;help;help'= {
         }
         &'tandem;route'= {
+            cand --stats 'Summarise a file of prompts (JSON lines with "prompt", or one per line; - is stdin): the share each preset keeps local, and how the scores spread'
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
             cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'

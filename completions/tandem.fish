@@ -219,6 +219,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete an installed model'
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check an installed model\'s checksum and header'
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tandem -n "__fish_tandem_using_subcommand route" -l stats -d 'Summarise a file of prompts (JSON lines with "prompt", or one per line; - is stdin): the share each preset keeps local, and how the scores spread' -r -F
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''

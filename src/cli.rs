@@ -199,6 +199,10 @@ pub struct RouteCmd {
     /// Read JSON lines {"id","prompt"} on stdin, write {"id","target","score","reasons"} per line
     #[arg(long, conflicts_with = "prompt")]
     pub batch: bool,
+    /// Summarise a file of prompts (JSON lines with "prompt", or one per line; - is stdin): the
+    /// share each preset keeps local, and how the scores spread
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["prompt", "batch"])]
+    pub stats: Option<PathBuf>,
     /// Print the decision as JSON
     #[arg(long)]
     pub json: bool,

@@ -8,4 +8,5 @@ pub mod doctor;
 pub mod history;
 pub mod models;
 pub mod route;
+pub mod route_stats;
 pub mod stats;

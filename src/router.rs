@@ -7,6 +7,8 @@ mod lexicon;
 pub mod policy;
 mod scan;
 pub mod secret_scan;
+#[cfg(test)]
+mod tests;
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! The command line as a user meets it: help, version, auth status, completions.
+//! The command line as a user meets it: help, version, auth status, completions, route --stats.
 
 mod common;
 use common::Sandbox;
@@ -117,4 +117,57 @@ fn checked_in_completions_are_current() {
             "completions/{file} is stale or missing: run `scripts/gen-completions` and commit the result"
         );
     }
+}
+
+#[test]
+fn route_stats_shows_what_each_preset_keeps_local() {
+    let sb = Sandbox::new();
+    let file = sb.path().join("prompts.txt");
+    std::fs::write(
+        &file,
+        "hi\nWhat is the capital of France?\nImplement quicksort in Rust and explain its worst case.\n",
+    )
+    .unwrap();
+    let out = sb
+        .cmd()
+        .args(["route", "--stats"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("3 prompts (plain lines)")
+            && [
+                "frugal",
+                "balanced",
+                "quality",
+                "your preset (balanced)",
+                "median"
+            ]
+            .iter()
+            .all(|w| text.contains(w)),
+        "{text}"
+    );
+    let out = sb
+        .cmd()
+        .args(["route", "--stats", "-", "--json"])
+        .write_stdin("{\"id\":1,\"prompt\":\"hi\"}\n")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["prompts"].as_u64(), v["configured"]["local"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let out = sb
+        .cmd()
+        .args(["route", "--stats", "-", "--batch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "--stats and --batch conflict");
 }

@@ -348,10 +348,17 @@ fn kill_9_mid_stream_leaves_a_sound_database_and_an_answer_shown_as_interrupted(
 fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
     let sb = Sandbox::new();
     let port = common::canned_cloud("The capital of France is Paris.");
+    let threshold = tandem::router::Policy::default()
+        .score(&tandem::router::features(
+            "What is the capital of France?",
+            &[],
+        ))
+        .0
+        + 0.05;
     // Greedy decoding without a repetition penalty makes this 135M model loop, and a threshold just above the prompt's score makes it a close call.
     sb.write_config(&format!(
         "[local]\ntemperature = 0.0\nrepeat_penalty = 1.0\nmax_tokens = 120\n\
-         [router]\nthreshold = 0.2\n\
+         [router]\nthreshold = {threshold:.3}\n\
          [providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\", input_price = 1.0, output_price = 2.0 }}]\n"
     ));
     let mut c = with_model(&sb);

@@ -18,7 +18,7 @@ fn scored(hard: bool) -> Features {
     if hard {
         v[Feature::Code as usize] = 1.0;
         v[Feature::Math as usize] = 1.0;
-        v[Feature::PlainWording as usize] = 1.0;
+        v[Feature::Steps as usize] = 1.0;
     } else {
         v[Feature::Trivial as usize] = 1.0;
     }
@@ -231,9 +231,7 @@ fn policy_validates_config() {
     assert!(matches!(err, PolicyError::UnknownWeight { .. }));
     let msg = err.to_string();
     assert!(
-        msg.contains("router.weights.codez")
-            && msg.contains("plain_wording")
-            && !msg.contains('\n'),
+        msg.contains("router.weights.codez") && msg.contains("open_ended") && !msg.contains('\n'),
         "{msg}"
     );
     assert!(matches!(
@@ -366,7 +364,7 @@ fn route_explains_in_text_and_json() {
     );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
-        text.starts_with("route: ") && text.contains("why:") && text.contains("plain_wording"),
+        text.starts_with("route: ") && text.contains("why:") && text.contains("open_ended"),
         "{text}"
     );
     let out = sb.cmd().args(["route", "--json", "hi"]).output().unwrap();

@@ -309,6 +309,13 @@ fn a_weak_local_answer_escalates_in_the_chat_screen() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
     let port = common::canned_cloud("The capital of France is Paris.");
+    let threshold = tandem::router::Policy::default()
+        .score(&tandem::router::features(
+            "What is the capital of France?",
+            &[],
+        ))
+        .0
+        + 0.05;
     // The one-shot escalation test's set-up: greedy decoding without a repetition penalty makes
     // the 135M model loop, and a threshold just above the prompt's score makes it a close call.
     let cfg = t.join("config/tandem/config.toml");
@@ -317,7 +324,7 @@ fn a_weak_local_answer_escalates_in_the_chat_screen() {
         &cfg,
         format!(
             "[local]\ntemperature = 0.0\nrepeat_penalty = 1.0\nmax_tokens = 120\n\
-             [router]\nthreshold = 0.2\n\
+             [router]\nthreshold = {threshold:.3}\n\
              [providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\", input_price = 1.0, output_price = 2.0 }}]\n"
         ),
     )

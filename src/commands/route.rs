@@ -1,5 +1,6 @@
 //! `tandem route`: explain where a prompt would go and why, without calling any model.
-//! `--batch` scores JSON lines from stdin for offline evaluation (see docs/routing-eval.md).
+//! `--batch` scores JSON lines from stdin for offline evaluation (see docs/routing-eval.md);
+//! `--stats FILE` summarises what each preset would keep local (route_stats.rs).
 
 use std::io::{BufRead, IsTerminal, Read, Write};
 
@@ -20,7 +21,9 @@ pub fn run(args: &RouteCmd, cfg: &Config) -> anyhow::Result<()> {
     let env = Env::from_config(cfg);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let result = if args.batch {
+    let result = if let Some(path) = &args.stats {
+        super::route_stats::run(path, &policy, &cfg.router, args.json, &mut out)
+    } else if args.batch {
         let cap = cfg.print.max_stdin_bytes;
         batch(
             &policy,
