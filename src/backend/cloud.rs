@@ -227,6 +227,8 @@ mod tests {
                 .collect(),
             tier,
             timeout_secs: 5,
+            trusted: false,
+            max_tokens: 4096,
         }
     }
 
