@@ -1,5 +1,6 @@
 //! tandem: the module list only.
 
+pub mod attach;
 pub mod backend;
 pub mod chat;
 pub mod cli;
