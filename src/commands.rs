@@ -7,4 +7,5 @@ pub mod config_cmd;
 pub mod doctor;
 pub mod history;
 pub mod models;
+pub mod roles;
 pub mod route;

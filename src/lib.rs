@@ -9,6 +9,7 @@ pub mod config;
 pub mod logging;
 pub mod models;
 pub mod print;
+pub mod roles;
 pub mod router;
 pub mod secrets;
 pub mod session;
