@@ -44,6 +44,7 @@ fn decide(policy: &Policy, text: &str) -> router::RouteDecision {
         local: LocalState::Ready,
         local_context_window: 8192,
         conversation_tokens: f.prompt_tokens,
+        turn_tokens: tandem::context::need(f.prompt_tokens, 512),
         budget: BudgetState::default(),
         sticky_cloud: false,
         cloud_price: Some(CloudPrice {

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod logging;
 pub mod models;
 pub mod print;

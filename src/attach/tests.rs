@@ -135,7 +135,7 @@ fn over_the_byte_cap_names_the_path_and_the_cap_and_returns_nothing() {
         max_bytes: 15,
         max_files: 50,
     };
-    assert!(load_with(&[main.clone()], pair, &mut std::io::empty()).is_ok());
+    assert!(load_with(std::slice::from_ref(&main), pair, &mut std::io::empty()).is_ok());
     let e = load_with(&[main, readme.clone()], pair, &mut std::io::empty()).unwrap_err();
     assert_eq!(e.path(), readme);
     // Exactly at the cap is within it.
@@ -172,7 +172,12 @@ fn a_directory_with_nothing_to_send_is_an_error() {
 #[test]
 fn stdin_is_read_once_under_the_cap() {
     let dash = PathBuf::from("-");
-    let a = load_with(&[dash.clone()], CAPS, &mut &b"diff --git a b\n"[..]).unwrap();
+    let a = load_with(
+        std::slice::from_ref(&dash),
+        CAPS,
+        &mut &b"diff --git a b\n"[..],
+    )
+    .unwrap();
     assert_eq!(a[0].kind, Kind::Stdin);
     assert_eq!(a[0].files[0].text, "diff --git a b\n");
     assert!(
@@ -185,7 +190,7 @@ fn stdin_is_read_once_under_the_cap() {
         max_bytes: 4,
         max_files: 5,
     };
-    let e = load_with(&[dash.clone()], small, &mut &b"12345"[..]).unwrap_err();
+    let e = load_with(std::slice::from_ref(&dash), small, &mut &b"12345"[..]).unwrap_err();
     assert!(matches!(e, AttachError::TooLarge { .. }), "{e}");
     let e = load_with(&[dash], CAPS, &mut &b"a\0b"[..]).unwrap_err();
     assert!(matches!(e, AttachError::Binary { .. }), "{e}");

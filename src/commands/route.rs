@@ -68,6 +68,8 @@ struct Env {
     cloud_online: bool,
     budget: BudgetState,
     price: Option<CloudPrice>,
+    /// Room a local answer keeps (`local.max_tokens`).
+    reserve: usize,
 }
 
 impl Env {
@@ -81,6 +83,7 @@ impl Env {
                 ..BudgetState::default()
             },
             price: CloudPrice::cheapest(cfg),
+            reserve: cfg.local.max_tokens,
         }
     }
 
@@ -94,6 +97,10 @@ impl Env {
             local: LocalState::Ready,
             local_context_window: LOCAL_CONTEXT_WINDOW,
             conversation_tokens: f.prompt_tokens,
+            turn_tokens: crate::context::need(
+                f.prompt_tokens + crate::context::MESSAGE_OVERHEAD,
+                self.reserve,
+            ),
             budget: self.budget,
             sticky_cloud: false,
             cloud_price: self.price,
