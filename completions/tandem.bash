@@ -37,6 +37,9 @@ _tandem() {
             tandem,models)
                 cmd="tandem__subcmd__models"
                 ;;
+            tandem,roles)
+                cmd="tandem__subcmd__roles"
+                ;;
             tandem,route)
                 cmd="tandem__subcmd__route"
                 ;;
@@ -109,6 +112,9 @@ _tandem() {
             tandem__subcmd__help,models)
                 cmd="tandem__subcmd__help__subcmd__models"
                 ;;
+            tandem__subcmd__help,roles)
+                cmd="tandem__subcmd__help__subcmd__roles"
+                ;;
             tandem__subcmd__help,route)
                 cmd="tandem__subcmd__help__subcmd__route"
                 ;;
@@ -159,6 +165,15 @@ _tandem() {
                 ;;
             tandem__subcmd__help__subcmd__models,verify)
                 cmd="tandem__subcmd__help__subcmd__models__subcmd__verify"
+                ;;
+            tandem__subcmd__help__subcmd__roles,edit)
+                cmd="tandem__subcmd__help__subcmd__roles__subcmd__edit"
+                ;;
+            tandem__subcmd__help__subcmd__roles,list)
+                cmd="tandem__subcmd__help__subcmd__roles__subcmd__list"
+                ;;
+            tandem__subcmd__help__subcmd__roles,show)
+                cmd="tandem__subcmd__help__subcmd__roles__subcmd__show"
                 ;;
             tandem__subcmd__history,export)
                 cmd="tandem__subcmd__history__subcmd__export"
@@ -232,6 +247,30 @@ _tandem() {
             tandem__subcmd__models__subcmd__help,verify)
                 cmd="tandem__subcmd__models__subcmd__help__subcmd__verify"
                 ;;
+            tandem__subcmd__roles,edit)
+                cmd="tandem__subcmd__roles__subcmd__edit"
+                ;;
+            tandem__subcmd__roles,help)
+                cmd="tandem__subcmd__roles__subcmd__help"
+                ;;
+            tandem__subcmd__roles,list)
+                cmd="tandem__subcmd__roles__subcmd__list"
+                ;;
+            tandem__subcmd__roles,show)
+                cmd="tandem__subcmd__roles__subcmd__show"
+                ;;
+            tandem__subcmd__roles__subcmd__help,edit)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__edit"
+                ;;
+            tandem__subcmd__roles__subcmd__help,help)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__help"
+                ;;
+            tandem__subcmd__roles__subcmd__help,list)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__list"
+                ;;
+            tandem__subcmd__roles__subcmd__help,show)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__show"
+                ;;
             *)
                 ;;
         esac
@@ -239,7 +278,7 @@ _tandem() {
 
     case "${cmd}" in
         tandem)
-            opts="-q -p -c -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --help --version config auth models route history doctor completions help"
+            opts="-q -p -c -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --help --version config auth models roles route history doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -765,7 +804,7 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help)
-            opts="config auth models route history doctor completions help"
+            opts="config auth models roles route history doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1087,6 +1126,62 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help__subcmd__models__subcmd__verify)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__roles)
+            opts="list show edit"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__roles__subcmd__edit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__roles__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__roles__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1701,6 +1796,212 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__models__subcmd__verify)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help list show edit help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__edit)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help)
+            opts="list show edit help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__edit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__list)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__show)
             opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
