@@ -266,6 +266,14 @@ impl Config {
         self.providers.iter().find(|p| p.name == name)
     }
 
+    /// What the config says about a model a provider serves (its window, its prices).
+    pub fn served(&self, m: &ServedModel) -> Option<&ModelSpec> {
+        self.provider(&m.provider)?
+            .models
+            .iter()
+            .find(|s| s.name == m.model)
+    }
+
     /// Whether the default model may be fetched without being asked.
     pub fn may_auto_pull(&self) -> bool {
         self.local.auto_pull && !self.no_pull

@@ -109,10 +109,7 @@ pub async fn collect(loaded: &Loaded) -> Report {
         Engine::Server(m) => EngineReport {
             kind: "server",
             model: m.to_string(),
-            context_window: cfg
-                .provider(&m.provider)
-                .and_then(|p| p.models.iter().find(|s| s.name == m.model))
-                .map(|s| s.context_window),
+            context_window: cfg.served(m).map(|s| s.context_window),
             reachable: providers
                 .iter()
                 .find(|p| p.name == m.provider)
