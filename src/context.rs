@@ -13,9 +13,6 @@ pub const MESSAGE_OVERHEAD: usize = 4;
 /// non-Latin scripts tokenize denser, so a tenth is added before comparing with a window.
 const SLACK_DIVISOR: usize = 10;
 
-/// An answer's room when nothing says how long it may be.
-pub const DEFAULT_RESERVE: usize = 512;
-
 pub fn message_tokens(m: &Message) -> usize {
     estimate_tokens(&m.content) + MESSAGE_OVERHEAD
 }
