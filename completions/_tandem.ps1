@@ -23,7 +23,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-p', '-p', [CompletionResultType]::ParameterName, 'Answer TEXT once and exit; piped stdin is appended as context')
@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or edit settings')
             [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Manage provider API keys in the OS keyring')
             [CompletionResult]::new('models', 'models', [CompletionResultType]::ParameterValue, 'Manage local models')
+            [CompletionResult]::new('roles', 'roles', [CompletionResultType]::ParameterValue, 'List, show and edit roles: system prompts with their own settings')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Explain where a prompt would go, without calling any model')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
@@ -54,7 +55,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;config' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -71,7 +72,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;config;show' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -84,7 +85,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;config;path' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -97,7 +98,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;config;edit' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -129,7 +130,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;auth' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -146,7 +147,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;auth;set' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -159,7 +160,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;auth;remove' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -172,7 +173,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;auth;status' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -204,7 +205,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;models' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -223,7 +224,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;models;list' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -237,7 +238,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('--source', '--source', [CompletionResultType]::ParameterName, 'Force one download source')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -250,7 +251,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;models;path' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -263,7 +264,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;models;rm' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -276,7 +277,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;models;verify' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -313,11 +314,86 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;models;help;help' {
             break
         }
+        'tandem;roles' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
+            [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
+            [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--no-pull', '--no-pull', [CompletionResultType]::ParameterName, 'Never download the local model, even when it is missing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and user roles')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Print a role''s file: front matter and prompt')
+            [CompletionResult]::new('edit', 'edit', [CompletionResultType]::ParameterValue, 'Open the user''s role file in $EDITOR (started from the built-in or a template)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'tandem;roles;list' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
+            [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
+            [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--no-pull', '--no-pull', [CompletionResultType]::ParameterName, 'Never download the local model, even when it is missing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'tandem;roles;show' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
+            [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
+            [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--no-pull', '--no-pull', [CompletionResultType]::ParameterName, 'Never download the local model, even when it is missing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'tandem;roles;edit' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
+            [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
+            [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--no-pull', '--no-pull', [CompletionResultType]::ParameterName, 'Never download the local model, even when it is missing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
+        'tandem;roles;help' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and user roles')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Print a role''s file: front matter and prompt')
+            [CompletionResult]::new('edit', 'edit', [CompletionResultType]::ParameterValue, 'Open the user''s role file in $EDITOR (started from the built-in or a template)')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'tandem;roles;help;list' {
+            break
+        }
+        'tandem;roles;help;show' {
+            break
+        }
+        'tandem;roles;help;edit' {
+            break
+        }
+        'tandem;roles;help;help' {
+            break
+        }
         'tandem;route' {
             [CompletionResult]::new('--stats', '--stats', [CompletionResultType]::ParameterName, 'Summarise a file of prompts (JSON lines with "prompt", or one per line; - is stdin): the share each preset keeps local, and how the scores spread')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('--batch', '--batch', [CompletionResultType]::ParameterName, 'Read JSON lines {"id","prompt"} on stdin, write {"id","target","score","reasons"} per line')
@@ -332,7 +408,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;history' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -353,7 +429,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('--limit', '--limit', [CompletionResultType]::ParameterName, 'How many to show')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -366,7 +442,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;history;show' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -379,7 +455,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;history;search' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -393,7 +469,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'format')
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -406,7 +482,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;history;rm' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -463,7 +539,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;doctor' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print the report as JSON')
@@ -477,7 +553,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;completions' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
@@ -491,6 +567,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('config', 'config', [CompletionResultType]::ParameterValue, 'Show or edit settings')
             [CompletionResult]::new('auth', 'auth', [CompletionResultType]::ParameterValue, 'Manage provider API keys in the OS keyring')
             [CompletionResult]::new('models', 'models', [CompletionResultType]::ParameterValue, 'Manage local models')
+            [CompletionResult]::new('roles', 'roles', [CompletionResultType]::ParameterValue, 'List, show and edit roles: system prompts with their own settings')
             [CompletionResult]::new('route', 'route', [CompletionResultType]::ParameterValue, 'Explain where a prompt would go, without calling any model')
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
@@ -550,6 +627,21 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             break
         }
         'tandem;help;models;verify' {
+            break
+        }
+        'tandem;help;roles' {
+            [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'List the built-in and user roles')
+            [CompletionResult]::new('show', 'show', [CompletionResultType]::ParameterValue, 'Print a role''s file: front matter and prompt')
+            [CompletionResult]::new('edit', 'edit', [CompletionResultType]::ParameterValue, 'Open the user''s role file in $EDITOR (started from the built-in or a template)')
+            break
+        }
+        'tandem;help;roles;list' {
+            break
+        }
+        'tandem;help;roles;show' {
+            break
+        }
+        'tandem;help;roles;edit' {
             break
         }
         'tandem;help;route' {

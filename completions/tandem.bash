@@ -37,11 +37,11 @@ _tandem() {
             tandem,models)
                 cmd="tandem__subcmd__models"
                 ;;
+            tandem,roles)
+                cmd="tandem__subcmd__roles"
+                ;;
             tandem,route)
                 cmd="tandem__subcmd__route"
-                ;;
-            tandem,stats)
-                cmd="tandem__subcmd__stats"
                 ;;
             tandem__subcmd__auth,help)
                 cmd="tandem__subcmd__auth__subcmd__help"
@@ -112,11 +112,11 @@ _tandem() {
             tandem__subcmd__help,models)
                 cmd="tandem__subcmd__help__subcmd__models"
                 ;;
+            tandem__subcmd__help,roles)
+                cmd="tandem__subcmd__help__subcmd__roles"
+                ;;
             tandem__subcmd__help,route)
                 cmd="tandem__subcmd__help__subcmd__route"
-                ;;
-            tandem__subcmd__help,stats)
-                cmd="tandem__subcmd__help__subcmd__stats"
                 ;;
             tandem__subcmd__help__subcmd__auth,remove)
                 cmd="tandem__subcmd__help__subcmd__auth__subcmd__remove"
@@ -165,6 +165,15 @@ _tandem() {
                 ;;
             tandem__subcmd__help__subcmd__models,verify)
                 cmd="tandem__subcmd__help__subcmd__models__subcmd__verify"
+                ;;
+            tandem__subcmd__help__subcmd__roles,edit)
+                cmd="tandem__subcmd__help__subcmd__roles__subcmd__edit"
+                ;;
+            tandem__subcmd__help__subcmd__roles,list)
+                cmd="tandem__subcmd__help__subcmd__roles__subcmd__list"
+                ;;
+            tandem__subcmd__help__subcmd__roles,show)
+                cmd="tandem__subcmd__help__subcmd__roles__subcmd__show"
                 ;;
             tandem__subcmd__history,export)
                 cmd="tandem__subcmd__history__subcmd__export"
@@ -238,6 +247,30 @@ _tandem() {
             tandem__subcmd__models__subcmd__help,verify)
                 cmd="tandem__subcmd__models__subcmd__help__subcmd__verify"
                 ;;
+            tandem__subcmd__roles,edit)
+                cmd="tandem__subcmd__roles__subcmd__edit"
+                ;;
+            tandem__subcmd__roles,help)
+                cmd="tandem__subcmd__roles__subcmd__help"
+                ;;
+            tandem__subcmd__roles,list)
+                cmd="tandem__subcmd__roles__subcmd__list"
+                ;;
+            tandem__subcmd__roles,show)
+                cmd="tandem__subcmd__roles__subcmd__show"
+                ;;
+            tandem__subcmd__roles__subcmd__help,edit)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__edit"
+                ;;
+            tandem__subcmd__roles__subcmd__help,help)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__help"
+                ;;
+            tandem__subcmd__roles__subcmd__help,list)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__list"
+                ;;
+            tandem__subcmd__roles__subcmd__help,show)
+                cmd="tandem__subcmd__roles__subcmd__help__subcmd__show"
+                ;;
             *)
                 ;;
         esac
@@ -245,7 +278,7 @@ _tandem() {
 
     case "${cmd}" in
         tandem)
-            opts="-q -p -c -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --help --version config auth models route history stats doctor completions help"
+            opts="-q -p -c -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --help --version config auth models roles route history doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -771,7 +804,7 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help)
-            opts="config auth models route history stats doctor completions help"
+            opts="config auth models roles route history doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1106,8 +1139,8 @@ _tandem() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tandem__subcmd__help__subcmd__route)
-            opts=""
+        tandem__subcmd__help__subcmd__roles)
+            opts="list show edit"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1120,7 +1153,49 @@ _tandem() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tandem__subcmd__help__subcmd__stats)
+        tandem__subcmd__help__subcmd__roles__subcmd__edit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__roles__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__roles__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__route)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1754,17 +1829,13 @@ _tandem() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tandem__subcmd__route)
-            opts="-q -h --batch --stats --json --config --route --model --theme --log-level --quiet --no-pull --help"
+        tandem__subcmd__roles)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help list show edit help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --stats)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1792,8 +1863,180 @@ _tandem() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        tandem__subcmd__stats)
-            opts="-q -h --day --week --month --json --config --route --model --theme --log-level --quiet --no-pull --help"
+        tandem__subcmd__roles__subcmd__edit)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help)
+            opts="list show edit help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__edit)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__list)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__roles__subcmd__show)
+            opts="-q -h --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__route)
+            opts="-q -h --batch --json --config --route --model --theme --log-level --quiet --no-pull --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -20,7 +20,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -p 'Answer TEXT once and exit; piped stdin is appended as context'
@@ -40,6 +40,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand config 'Show or edit settings'
             cand auth 'Manage provider API keys in the OS keyring'
             cand models 'Manage local models'
+            cand roles 'List, show and edit roles: system prompts with their own settings'
             cand route 'Explain where a prompt would go, without calling any model'
             cand history 'Browse, search, export and delete saved conversations'
             cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
@@ -50,7 +51,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;config'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -66,7 +67,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;config;show'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -78,7 +79,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;config;path'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -90,7 +91,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;config;edit'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -116,7 +117,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;auth'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -132,7 +133,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;auth;set'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -144,7 +145,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;auth;remove'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -156,7 +157,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;auth;status'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -182,7 +183,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;models'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -200,7 +201,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;models;list'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -213,7 +214,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand --source 'Force one download source'
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -225,7 +226,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;models;path'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -237,7 +238,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;models;rm'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -249,7 +250,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;models;verify'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -278,11 +279,77 @@ set edit:completion:arg-completer[tandem] = {|@words|
         }
         &'tandem;models;help;help'= {
         }
+        &'tandem;roles'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand list 'List the built-in and user roles'
+            cand show 'Print a role''s file: front matter and prompt'
+            cand edit 'Open the user''s role file in $EDITOR (started from the built-in or a template)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;roles;list'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;roles;show'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;roles;edit'= {
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
+        &'tandem;roles;help'= {
+            cand list 'List the built-in and user roles'
+            cand show 'Print a role''s file: front matter and prompt'
+            cand edit 'Open the user''s role file in $EDITOR (started from the built-in or a template)'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'tandem;roles;help;list'= {
+        }
+        &'tandem;roles;help;show'= {
+        }
+        &'tandem;roles;help;edit'= {
+        }
+        &'tandem;roles;help;help'= {
+        }
         &'tandem;route'= {
             cand --stats 'Summarise a file of prompts (JSON lines with "prompt", or one per line; - is stdin): the share each preset keeps local, and how the scores spread'
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand --batch 'Read JSON lines {"id","prompt"} on stdin, write {"id","target","score","reasons"} per line'
@@ -296,7 +363,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;history'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -316,7 +383,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand --limit 'How many to show'
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -328,7 +395,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;history;show'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -340,7 +407,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;history;search'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -353,7 +420,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand --format 'format'
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -365,7 +432,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;history;rm'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -413,7 +480,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;doctor'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand --json 'Print the report as JSON'
@@ -426,7 +493,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;completions'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand -q 'Print nothing on stderr but errors'
@@ -439,6 +506,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand config 'Show or edit settings'
             cand auth 'Manage provider API keys in the OS keyring'
             cand models 'Manage local models'
+            cand roles 'List, show and edit roles: system prompts with their own settings'
             cand route 'Explain where a prompt would go, without calling any model'
             cand history 'Browse, search, export and delete saved conversations'
             cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
@@ -484,6 +552,17 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;help;models;rm'= {
         }
         &'tandem;help;models;verify'= {
+        }
+        &'tandem;help;roles'= {
+            cand list 'List the built-in and user roles'
+            cand show 'Print a role''s file: front matter and prompt'
+            cand edit 'Open the user''s role file in $EDITOR (started from the built-in or a template)'
+        }
+        &'tandem;help;roles;list'= {
+        }
+        &'tandem;help;roles;show'= {
+        }
+        &'tandem;help;roles;edit'= {
         }
         &'tandem;help;route'= {
         }

@@ -28,7 +28,7 @@ complete -c tandem -n "__fish_tandem_needs_command" -l config -d 'Read settings 
 complete -c tandem -n "__fish_tandem_needs_command" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_needs_command" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_needs_command" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_needs_command" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_needs_command" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_needs_command" -s p -l print -d 'Answer TEXT once and exit; piped stdin is appended as context' -r
@@ -43,9 +43,9 @@ complete -c tandem -n "__fish_tandem_needs_command" -s V -l version -d 'Print ve
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "config" -d 'Show or edit settings'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "models" -d 'Manage local models'
+complete -c tandem -n "__fish_tandem_needs_command" -f -a "roles" -d 'List, show and edit roles: system prompts with their own settings'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "history" -d 'Browse, search, export and delete saved conversations'
-complete -c tandem -n "__fish_tandem_needs_command" -f -a "stats" -d 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -53,7 +53,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_see
 complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -67,7 +67,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from show" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from show" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from show" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from show" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from show" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -77,7 +77,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from path" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from path" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from path" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from path" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from path" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from path" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -87,7 +87,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from edit" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from edit" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from edit" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from edit" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from edit" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand config; and __fish_seen_subcommand_from edit" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -101,7 +101,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand auth; and not __fish_seen_
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and not __fish_seen_subcommand_from set remove status help" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand auth; and not __fish_seen_subcommand_from set remove status help" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand auth; and not __fish_seen_subcommand_from set remove status help" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and not __fish_seen_subcommand_from set remove status help" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and not __fish_seen_subcommand_from set remove status help" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and not __fish_seen_subcommand_from set remove status help" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -115,7 +115,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subc
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from set" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from set" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from set" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from set" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from set" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from set" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -125,7 +125,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subc
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from remove" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from remove" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from remove" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from remove" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from remove" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -135,7 +135,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subc
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from status" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from status" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from status" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from status" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from status" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand auth; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -149,7 +149,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and not __fish_see
 complete -c tandem -n "__fish_tandem_using_subcommand models; and not __fish_seen_subcommand_from list pull path rm verify help" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand models; and not __fish_seen_subcommand_from list pull path rm verify help" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand models; and not __fish_seen_subcommand_from list pull path rm verify help" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and not __fish_seen_subcommand_from list pull path rm verify help" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and not __fish_seen_subcommand_from list pull path rm verify help" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and not __fish_seen_subcommand_from list pull path rm verify help" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -165,7 +165,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from list" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from list" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from list" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from list" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from list" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -177,7 +177,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from pull" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from pull" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from pull" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from pull" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from pull" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from pull" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -187,7 +187,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from path" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from path" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from path" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from path" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from path" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from path" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -197,7 +197,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from rm" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from rm" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from rm" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from rm" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from rm" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -207,7 +207,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from verify" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from verify" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from verify" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from verify" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from verify" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -219,12 +219,59 @@ complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_su
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete an installed model'
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Check an installed model\'s checksum and header'
 complete -c tandem -n "__fish_tandem_using_subcommand models; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tandem -n "__fish_tandem_using_subcommand route" -l stats -d 'Summarise a file of prompts (JSON lines with "prompt", or one per line; - is stdin): the share each preset keeps local, and how the scores spread' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -f -a "list" -d 'List the built-in and user roles'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -f -a "show" -d 'Print a role\'s file: front matter and prompt'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -f -a "edit" -d 'Open the user\'s role file in $EDITOR (started from the built-in or a template)'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and not __fish_seen_subcommand_from list show edit help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from edit" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the built-in and user roles'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from help" -f -a "show" -d 'Print a role\'s file: front matter and prompt'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from help" -f -a "edit" -d 'Open the user\'s role file in $EDITOR (started from the built-in or a template)'
+complete -c tandem -n "__fish_tandem_using_subcommand roles; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand route" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand route" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand route" -l batch -d 'Read JSON lines {"id","prompt"} on stdin, write {"id","target","score","reasons"} per line'
@@ -236,7 +283,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_se
 complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and not __fish_seen_subcommand_from list show search export rm help" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -253,7 +300,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_s
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -263,7 +310,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_s
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -273,7 +320,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_s
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from search" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -285,7 +332,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_s
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from export" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -295,7 +342,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_s
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from rm" -s q -l quiet -d 'Print nothing on stderr but errors'
@@ -307,25 +354,11 @@ complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_s
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "export" -d 'Write a conversation as Markdown or JSON to stdout'
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "rm" -d 'Delete a conversation and its turns'
 complete -c tandem -n "__fish_tandem_using_subcommand history; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
-local\t''
-cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l day -d 'Today (the default)'
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l week -d 'The last seven days, today included'
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l month -d 'This calendar month'
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l json -d 'Print the figures as JSON'
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -s q -l quiet -d 'Print nothing on stderr but errors'
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -l no-pull -d 'Never download the local model, even when it is missing'
-complete -c tandem -n "__fish_tandem_using_subcommand stats" -s h -l help -d 'Print help'
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l json -d 'Print the report as JSON'
@@ -336,21 +369,21 @@ complete -c tandem -n "__fish_tandem_using_subcommand completions" -l config -d 
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
 cloud\t''"
-complete -c tandem -n "__fish_tandem_using_subcommand completions" -l model -d 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud' -r
+complete -c tandem -n "__fish_tandem_using_subcommand completions" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l no-pull -d 'Never download the local model, even when it is missing'
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "config" -d 'Show or edit settings'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "models" -d 'Manage local models'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "history" -d 'Browse, search, export and delete saved conversations'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "stats" -d 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models route history stats doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "config" -d 'Show or edit settings'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "models" -d 'Manage local models'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "roles" -d 'List, show and edit roles: system prompts with their own settings'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "history" -d 'Browse, search, export and delete saved conversations'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the effective settings, each value with the layer it came from'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "path" -d 'Print the config file\'s path'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "edit" -d 'Open the config file in $EDITOR (created from the defaults when missing)'
@@ -362,6 +395,9 @@ complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subc
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from models" -f -a "path" -d 'Print the installed file\'s path'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from models" -f -a "rm" -d 'Delete an installed model'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from models" -f -a "verify" -d 'Check an installed model\'s checksum and header'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from roles" -f -a "list" -d 'List the built-in and user roles'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from roles" -f -a "show" -d 'Print a role\'s file: front matter and prompt'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from roles" -f -a "edit" -d 'Open the user\'s role file in $EDITOR (started from the built-in or a template)'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "list" -d 'List conversations, newest first'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "show" -d 'Print a conversation\'s turns (by id or title)'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from history" -f -a "search" -d 'Full-text search over every turn'

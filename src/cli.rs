@@ -35,7 +35,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum)]
     pub route: Option<RouteArg>,
 
-    /// Local model (catalog name or .gguf path), or cloud model name when routed to the cloud
+    /// Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model's
+    /// name when one provider lists it; pins the route to its tier unless --route is given
     #[arg(long, global = true, value_name = "NAME")]
     pub model: Option<String>,
 
@@ -98,6 +99,9 @@ pub enum Command {
     /// Manage local models
     #[command(subcommand)]
     Models(ModelsCmd),
+    /// List, show and edit roles: system prompts with their own settings
+    #[command(subcommand)]
+    Roles(RolesCmd),
     /// Explain where a prompt would go, without calling any model
     Route(RouteCmd),
     /// Browse, search, export and delete saved conversations
@@ -156,6 +160,16 @@ pub enum ModelsCmd {
     Rm { name: String },
     /// Check an installed model's checksum and header
     Verify { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCmd {
+    /// List the built-in and user roles
+    List,
+    /// Print a role's file: front matter and prompt
+    Show { name: String },
+    /// Open the user's role file in $EDITOR (started from the built-in or a template)
+    Edit { name: String },
 }
 
 #[derive(Debug, Subcommand)]

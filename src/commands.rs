@@ -7,6 +7,7 @@ pub mod config_cmd;
 pub mod doctor;
 pub mod history;
 pub mod models;
+pub mod roles;
 pub mod route;
 pub mod route_stats;
 pub mod stats;

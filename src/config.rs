@@ -4,6 +4,7 @@
 mod defaults;
 pub mod load;
 pub mod paths;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -64,6 +65,7 @@ pub struct ConfigFile {
     pub router: RouterConfig,
     pub budget: BudgetConfig,
     pub print: PrintConfig,
+    pub attach: AttachConfig,
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
     #[serde(default)]
@@ -97,6 +99,9 @@ pub struct LocalConfig {
     pub quant: LocalQuant,
     /// Width of activations, KV cache and attention.
     pub dtype: LocalDType,
+    /// Who answers local turns: "in-process", or the name of a `tier = "local"` provider
+    /// ("PROVIDER" or "PROVIDER/MODEL"); read into `Config::engine` at load.
+    pub engine: String,
 }
 
 /// `f32` computes in the CPU's native width; `auto` is mistralrs's own pick, which on a CPU is
@@ -140,6 +145,14 @@ pub struct PrintConfig {
     pub max_stdin_bytes: u64,
 }
 
+/// Caps on what one turn may attach (`-f PATH`, `@path`): all attachments together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttachConfig {
+    pub max_bytes: u64,
+    pub max_files: usize,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderFile {
@@ -153,6 +166,13 @@ pub struct ProviderFile {
     pub allow_insecure_http: bool,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// A `tier = "local"` provider on another host: the user vouches that it is theirs, so
+    /// private turns may go there.
+    #[serde(default)]
+    pub trusted: bool,
+    /// Cap on the tokens of one answer, sent with every request (lowered to fit the window).
+    #[serde(default = "default_answer_tokens")]
+    pub max_tokens: usize,
 }
 
 /// The longest `timeout_secs` accepted: one day.
@@ -160,6 +180,10 @@ pub const MAX_TIMEOUT_SECS: u64 = 86_400;
 
 fn default_timeout() -> u64 {
     60
+}
+
+fn default_answer_tokens() -> usize {
+    4096
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,6 +213,31 @@ pub struct Provider {
     pub models: Vec<ModelSpec>,
     pub tier: Tier,
     pub timeout_secs: u64,
+    pub trusted: bool,
+    pub max_tokens: usize,
+}
+
+/// A model a configured provider serves, named as `PROVIDER/MODEL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedModel {
+    pub provider: String,
+    pub model: String,
+}
+
+impl std::fmt::Display for ServedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.provider, self.model)
+    }
+}
+
+/// Who answers local turns (`local.engine`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The `local.model` GGUF, run by mistralrs in this process.
+    #[default]
+    InProcess,
+    /// An OpenAI-compatible server with `tier = "local"` (Ollama, llama.cpp, LM Studio).
+    Server(ServedModel),
 }
 
 /// The effective settings after every layer is merged and checked.
@@ -200,9 +249,14 @@ pub struct Config {
     pub router: RouterConfig,
     pub budget: BudgetConfig,
     pub print: PrintConfig,
+    pub attach: AttachConfig,
     pub keys: BTreeMap<String, String>,
     pub providers: Vec<Provider>,
     pub models: BTreeMap<String, ModelEntryFile>,
+    /// `local.engine`, checked against the providers.
+    pub engine: Engine,
+    /// A cloud model picked by `--model`: tried first whenever a turn goes to the cloud.
+    pub cloud_model: Option<ServedModel>,
     /// The user file that was (or would be) read.
     pub file: PathBuf,
     pub paths: Paths,
@@ -213,6 +267,14 @@ pub struct Config {
 impl Config {
     pub fn provider(&self, name: &str) -> Option<&Provider> {
         self.providers.iter().find(|p| p.name == name)
+    }
+
+    /// What the config says about a model a provider serves (its window, its prices).
+    pub fn served(&self, m: &ServedModel) -> Option<&ModelSpec> {
+        self.provider(&m.provider)?
+            .models
+            .iter()
+            .find(|s| s.name == m.model)
     }
 
     /// Whether the default model may be fetched without being asked.
@@ -275,8 +337,13 @@ pub(crate) fn resolve(
             models: p.models,
             tier: p.tier,
             timeout_secs: p.timeout_secs,
+            trusted: p.trusted,
+            max_tokens: p.max_tokens,
         });
     }
+    validate::providers(&providers)?;
+    let engine = validate::engine(&raw.local.engine, &providers)?;
+    validate::attach(&raw.attach)?;
     let l = &raw.local;
     if !(0.0..=2.0).contains(&l.temperature) {
         return Err((
@@ -306,9 +373,12 @@ pub(crate) fn resolve(
         router: raw.router,
         budget: raw.budget,
         print: raw.print,
+        attach: raw.attach,
         keys: raw.keys,
         providers,
         models: raw.models,
+        engine,
+        cloud_model: None,
         file,
         paths,
         no_pull,

@@ -96,6 +96,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
             commands::auth::status(cfg, provider.as_deref())?
         }
         Some(Command::Models(m)) => runtime()?.block_on(commands::models::run(&m, cfg))?,
+        Some(Command::Roles(r)) => return commands::roles::run(&r, cfg),
         Some(Command::Route(args)) => commands::route::run(&args, cfg)?,
         Some(Command::History(h)) => commands::history::run(&h, cfg)?,
         Some(Command::Stats(args)) => commands::stats::run(&args, cfg)?,

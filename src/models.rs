@@ -3,6 +3,7 @@
 //! sees it. It must not load weights or know about the UI: callers get progress as `PullEvent`s.
 
 pub mod catalog;
+mod choice;
 mod error;
 pub mod gguf;
 mod hf;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ModelEntryFile};
 
+pub use choice::{ChooseError, ModelChoice, choose};
 pub use error::ModelError;
 pub use gguf::{GgufError, GgufInfo};
 pub use progress::{Progress, PullEvent};
@@ -378,4 +380,4 @@ fn expand_home(p: &str) -> PathBuf {
 
 #[cfg(test)]
 #[path = "models/tests.rs"]
-mod tests;
+pub(crate) mod tests;

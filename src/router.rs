@@ -114,6 +114,9 @@ pub struct RouteInput<'a> {
     pub local_context_window: usize,
     /// Tokens the request would carry: the earlier turns plus this prompt.
     pub conversation_tokens: usize,
+    /// The window this turn needs on its own (`context::need`): the system prompt, this turn's
+    /// attachments and prompt, and room for the local answer; the earlier turns can be dropped.
+    pub turn_tokens: usize,
     pub budget: BudgetState,
     /// The thread has already gone to the cloud.
     pub sticky_cloud: bool,
@@ -277,6 +280,10 @@ pub fn route(policy: &Policy, input: &RouteInput) -> RouteDecision {
             reasons.push(local_down_reason());
             Target::Cloud
         }
+        RouteMode::Auto if input.turn_tokens > input.local_context_window => {
+            reasons.push(turn_too_long(input, ""));
+            Target::Cloud
+        }
         RouteMode::Auto if input.conversation_tokens > input.local_context_window => {
             reasons.push(Reason::new(
                 C::ContextTooLong,
@@ -306,6 +313,10 @@ pub fn route(policy: &Policy, input: &RouteInput) -> RouteDecision {
             None => Target::Local,
         },
     };
+    // A rule that keeps the turn here does not make it fit: say so, and the caller refuses it.
+    if target == Target::Local && input.turn_tokens > input.local_context_window {
+        reasons.push(turn_too_long(input, ", so it cannot be answered here"));
+    }
     // The score is always reported, so `/why` can say what auto mode would have done.
     let (code, cmp) = if score >= threshold {
         (C::ScoreAboveThreshold, ">=")
@@ -353,6 +364,16 @@ pub fn route(policy: &Policy, input: &RouteInput) -> RouteDecision {
         est_cost_usd,
         est_saved_usd,
     }
+}
+
+fn turn_too_long(input: &RouteInput, then: &str) -> Reason {
+    Reason::new(
+        ReasonCode::ContextTooLong,
+        format!(
+            "this turn alone needs about {} tokens with its answer, more than the local window of {}{then}",
+            input.turn_tokens, input.local_context_window
+        ),
+    )
 }
 
 fn local_state_words(s: LocalState) -> &'static str {

@@ -134,6 +134,11 @@ pub fn lookup(p: &Provider, env: &dyn Fn(&str) -> Option<String>) -> (KeySource,
     if crate::config::is_loopback(&p.base_url) {
         return (KeySource::NotNeeded, None);
     }
+    // A local-tier server off this machine is one the user vouched for (`trusted`, checked at
+    // load); like a loopback one, it takes a key only when one is given.
+    if p.tier == crate::config::Tier::Local {
+        return (KeySource::NotNeeded, None);
+    }
     (KeySource::Missing, None)
 }
 

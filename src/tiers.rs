@@ -9,7 +9,7 @@ use crate::backend::cloud::CloudBackend;
 use crate::backend::local::{Confidence, EngineState, LocalEngine, LocalOptions};
 use crate::backend::{ChatBackend, ChatRequest, EventStream};
 use crate::chat::Message;
-use crate::config::{Config, LocalQuant, RouteMode};
+use crate::config::{Config, Engine, LocalQuant, RouteMode};
 use crate::models::{self, ModelError, PullEvent};
 use crate::router::{
     self, BudgetState, CloudPrice, LocalState, Policy, RouteDecision, RouteInput, Target,
@@ -28,8 +28,14 @@ pub struct RouteContext {
 enum Local {
     NotStarted,
     Pulling,
-    Unavailable { state: LocalState, why: String },
+    Unavailable {
+        state: LocalState,
+        why: String,
+    },
     Engine(LocalEngine),
+    /// A `tier = "local"` server answers local turns (`local.engine`); never leaves the machine
+    /// (or a host the user vouched for) and costs nothing.
+    Server(CloudBackend),
 }
 
 /// The Q8_0 copy of 4-bit weights (made on first use, in about a second), or the file itself
@@ -75,6 +81,8 @@ pub struct Tiers {
     /// The configured local model's name, for badges and reports.
     pub local_name: String,
     local_context: usize,
+    /// Room a local answer keeps in the window (`local.max_tokens`).
+    local_reserve: usize,
     price: Option<CloudPrice>,
 }
 
@@ -88,8 +96,12 @@ impl Tiers {
             policy: Policy::from_config(&cfg.router)?,
             cloud: CloudBackend::new(cfg, &env),
             local: Local::NotStarted,
-            local_name: cfg.local.model.clone(),
+            local_name: match &cfg.engine {
+                Engine::InProcess => cfg.local.model.clone(),
+                Engine::Server(m) => m.to_string(),
+            },
             local_context: FALLBACK_CONTEXT,
+            local_reserve: cfg.local.max_tokens,
             price: CloudPrice::cheapest(cfg),
         })
     }
@@ -101,6 +113,11 @@ impl Tiers {
     where
         P: Fn(&PullEvent) + Send + Sync + 'static,
     {
+        if let Some((server, window)) = local_server(cfg) {
+            self.local = Local::Server(server);
+            self.local_context = window;
+            return;
+        }
         self.local = Local::Pulling;
         let result = async {
             let model = models::resolve(&cfg.local.model, cfg)?;
@@ -189,7 +206,19 @@ impl Tiers {
                 EngineState::Ready => LocalState::Ready,
                 EngineState::Failed(_) => LocalState::Failed,
             },
+            Local::Server(s) if server_down(s) => LocalState::Failed,
+            Local::Server(_) => LocalState::Ready,
         }
+    }
+
+    /// Which engine answers local turns, once started: the in-process model or a server.
+    pub fn local_is_server(&self) -> bool {
+        matches!(self.local, Local::Server(_))
+    }
+
+    /// The local model's context window (from its GGUF header, or the server's config).
+    pub fn local_context(&self) -> usize {
+        self.local_context
     }
 
     /// Why the local tier cannot answer, when it cannot.
@@ -202,6 +231,11 @@ impl Tiers {
             },
             Local::NotStarted => Some("the local model was not started".into()),
             Local::Pulling => None,
+            Local::Server(s) if server_down(s) => Some(format!(
+                "{} is paused after repeated failures; tandem will try it again shortly",
+                self.local_name
+            )),
+            Local::Server(_) => None,
         }
     }
 
@@ -233,6 +267,10 @@ impl Tiers {
             local,
             local_context_window: self.local_context,
             conversation_tokens: router::conversation_tokens(prompt, history),
+            turn_tokens: crate::context::need(
+                crate::chat::estimate_tokens(prompt) + crate::context::MESSAGE_OVERHEAD,
+                self.local_reserve,
+            ),
             budget: ctx.budget,
             sticky_cloud: ctx.sticky_cloud,
             cloud_price: self.price,
@@ -286,6 +324,12 @@ impl Tiers {
             (Target::Local, Local::Engine(e)) => {
                 e.stream_with_confidence(request, cancel, confidence)
             }
+            (Target::Local, Local::Server(s)) => {
+                // The server's own model answers, whatever cloud model the request named.
+                let mut request = request;
+                request.model = None;
+                s.stream(request, cancel)
+            }
             (Target::Local, _) => {
                 let why = self
                     .local_problem()
@@ -298,3 +342,28 @@ impl Tiers {
         }
     }
 }
+
+/// The `local.engine` server as a backend of its own, and its model's window; `None` for the
+/// in-process engine. The chosen model is tried first, then the provider's others.
+fn local_server(cfg: &Config) -> Option<(CloudBackend, usize)> {
+    let Engine::Server(m) = &cfg.engine else {
+        return None;
+    };
+    // `local.engine` was checked against the providers at load.
+    let mut p = cfg.provider(&m.provider)?.clone();
+    p.models.sort_by_key(|s| s.name != m.model);
+    let window = p.models.first()?.context_window;
+    let env = |k: &str| std::env::var(k).ok();
+    Some((CloudBackend::from_providers(&[p], &env), window))
+}
+
+fn server_down(s: &CloudBackend) -> bool {
+    s.health()
+        .providers
+        .iter()
+        .all(|p| matches!(p.circuit, crate::backend::cloud::CircuitState::Open { .. }))
+}
+
+#[cfg(test)]
+#[path = "tiers_tests.rs"]
+mod tests;

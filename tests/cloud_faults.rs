@@ -42,6 +42,8 @@ fn provider(name: &str, base_url: &str, models: &[(&str, usize)], timeout_secs: 
             .collect(),
         tier: Tier::Cloud,
         timeout_secs,
+        trusted: false,
+        max_tokens: 4096,
     }
 }
 

@@ -178,6 +178,8 @@ fn provider(s: &LlamaServer) -> Provider {
         }],
         tier: Tier::Local,
         timeout_secs: 60,
+        trusted: false,
+        max_tokens: 4096,
     }
 }
 

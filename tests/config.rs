@@ -265,3 +265,102 @@ fn local_dtype_defaults_to_f32_and_rejects_other_widths() {
     assert!(err.contains("local.dtype"), "{err}");
     assert!(err.contains("f32") && err.contains("auto"), "{err}");
 }
+
+#[test]
+fn attach_caps_and_the_local_engine_have_pinned_defaults() {
+    let sb = Sandbox::new();
+    let d = show(&sb, &[], &[]);
+    assert_eq!(
+        line(&d, "attach", "max_bytes"),
+        "max_bytes = 262144  # default"
+    );
+    assert_eq!(
+        line(&d, "attach", "max_files"),
+        "max_files = 200  # default"
+    );
+    assert_eq!(
+        line(&d, "local", "engine"),
+        "engine = \"in-process\"  # default"
+    );
+    let err = bad("[attach]\nmax_bytes = 0\n", &[], &[]);
+    assert!(err.contains("attach.max_bytes"), "{err}");
+}
+
+#[test]
+fn a_local_tier_off_this_machine_needs_trusted() {
+    for url in [
+        "https://192.168.1.5:8080/v1",
+        "https://127.evil.example/v1",
+        "https://localhost.example.com/v1",
+    ] {
+        let err = bad(
+            &format!("[providers.lan]\nbase_url = \"{url}\"\ntier = \"local\"\n"),
+            &[],
+            &[],
+        );
+        assert!(
+            err.contains("providers.lan.tier") && err.contains("not this machine"),
+            "{err}"
+        );
+        assert!(err.contains("providers.lan.trusted = true"), "{err}");
+    }
+    let sb = Sandbox::new();
+    sb.write_config(
+        "[providers.lan]\nbase_url = \"https://192.168.1.5:8080/v1\"\ntier = \"local\"\ntrusted = true\n",
+    );
+    sb.cmd().args(["config", "show"]).assert().success();
+    sb.write_config("[providers.lo]\nbase_url = \"http://[::1]:8080/v1\"\ntier = \"local\"\n");
+    sb.cmd().args(["config", "show"]).assert().success();
+}
+
+#[test]
+fn the_local_engine_must_name_a_local_tier_provider() {
+    let err = bad("[local]\nengine = \"ollama\"\n", &[], &[]);
+    assert!(
+        err.contains("local.engine") && err.contains("no provider named \"ollama\""),
+        "{err}"
+    );
+    let err = bad(
+        "[local]\nengine = \"cloudy\"\n[providers.cloudy]\nbase_url = \"https://a.b/v1\"\nmodels = [{ name = \"m\" }]\n",
+        &[],
+        &[],
+    );
+    assert!(err.contains("cloud provider"), "{err}");
+}
+
+#[test]
+fn model_flag_takes_any_model_and_pins_its_tier() {
+    let sb = Sandbox::new();
+    sb.write_config(
+        "[providers.lab]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [{ name = \"tiny\" }]\n\
+         [providers.llama]\nbase_url = \"http://127.0.0.1:8/v1\"\ntier = \"local\"\nmodels = [{ name = \"smol\" }]\n",
+    );
+    let cloud = show(&sb, &[], &["--model", "lab/tiny"]);
+    assert_eq!(line(&cloud, "", "route"), "route = \"cloud\"  # flag");
+    assert_eq!(
+        line(&cloud, "local", "model"),
+        "model = \"smollm2-135m\"  # default"
+    );
+    let server = show(&sb, &[], &["--model", "smol"]);
+    assert_eq!(line(&server, "", "route"), "route = \"local\"  # flag");
+    assert_eq!(
+        line(&server, "local", "engine"),
+        "engine = \"llama/smol\"  # flag"
+    );
+    let kept = show(&sb, &[], &["--model", "tiny", "--route", "auto"]);
+    assert_eq!(line(&kept, "", "route"), "route = \"auto\"  # flag");
+    let out = sb
+        .cmd()
+        .args(["--model", "nope", "config", "show"])
+        .output()
+        .unwrap();
+    let err = assert_usage_error(&out);
+    assert!(
+        err.contains("flag --model") && err.contains("unknown model \"nope\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("smollm2-135m (local)") && err.contains("lab/tiny (cloud)"),
+        "{err}"
+    );
+}

@@ -154,13 +154,12 @@ async fn second_turn_sees_the_first() {
 }
 
 #[test]
-fn history_is_trimmed_to_the_window_keeping_the_system_prompt() {
-    use tandem::backend::local::trim_history;
+fn history_is_fitted_to_the_window_keeping_the_system_prompt() {
     let mut msgs = vec![Message::system("be brief")];
     for i in 0..50 {
         msgs.push(Message::user(format!("question {i} {}", "x".repeat(400))));
     }
-    let kept = trim_history(&msgs, 1000, 200);
+    let kept = tandem::context::fit(&msgs, 1000, 200, 1).messages;
     assert_eq!(kept[0].content, "be brief");
     assert!(kept.len() < 10 && kept.len() > 2, "{}", kept.len());
     assert!(kept.last().unwrap().content.starts_with("question 49"));

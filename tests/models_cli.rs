@@ -165,3 +165,38 @@ fn cli_path_of_a_missing_model_fails_with_the_fix() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tandem models pull smollm2-135m"), "{err}");
 }
+
+#[test]
+fn cli_list_shows_the_providers_models_with_windows_and_prices() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[providers.lab]\nbase_url = \"https://lab.example/v1\"\n\
+         models = [{ name = \"tiny\", context_window = 32000, input_price = 0.15, output_price = 0.6 }]\n\
+         [providers.llama]\nbase_url = \"http://127.0.0.1:8080/v1\"\ntier = \"local\"\n\
+         models = [{ name = \"smol\", context_window = 8192, input_price = 9.0 }]\n",
+    )
+    .unwrap();
+    let mut list = tandem(dir.path(), &dir.path().join("store"));
+    list.args(["--model", "lab/tiny", "models", "list"]);
+    let listed = run_ok(list);
+    let cols = |name: &str| -> Vec<String> {
+        row(&listed, name)
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(
+        cols("lab/tiny"),
+        ["lab/tiny", "+", "cloud", "32000", "0.15", "0.60"]
+    );
+    assert_eq!(
+        cols("llama/smol"),
+        ["llama/smol", "local", "8192", "free", "free"]
+    );
+    assert!(row(&listed, "smollm2-135m").contains('*'), "{listed}");
+    assert!(
+        listed.contains("+ tried first in the cloud (lab/tiny)"),
+        "{listed}"
+    );
+}

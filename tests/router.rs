@@ -35,6 +35,7 @@ fn base(features: &Features) -> RouteInput<'_> {
         local: LocalState::Ready,
         local_context_window: 8192,
         conversation_tokens: 10,
+        turn_tokens: 530,
         budget: BudgetState::default(),
         sticky_cloud: false,
         cloud_price: Some(CloudPrice {
@@ -77,6 +78,8 @@ fn rules_apply_in_order() {
         ("local failed goes to cloud", RouteInput { local: LocalState::Failed, ..base(&easy) }, Target::Cloud, ReasonCode::LocalUnavailable),
         ("long context goes to cloud", RouteInput { conversation_tokens: 9000, ..base(&easy) }, Target::Cloud, ReasonCode::ContextTooLong),
         ("long context beats budget", RouteInput { conversation_tokens: 9000, budget: capped, ..base(&easy) }, Target::Cloud, ReasonCode::ContextTooLong),
+        ("a turn that alone overflows the local window goes to cloud", RouteInput { turn_tokens: 8193, ..base(&easy) }, Target::Cloud, ReasonCode::ContextTooLong),
+        ("privacy keeps an overflowing turn here", RouteInput { turn_tokens: 9000, private: true, ..base(&hard) }, Target::Local, ReasonCode::Private),
         ("budget beats score", RouteInput { budget: capped, ..base(&hard) }, Target::Local, ReasonCode::BudgetCapReached),
         ("budget beats stickiness", RouteInput { budget: capped, sticky_cloud: true, ..base(&easy) }, Target::Local, ReasonCode::BudgetCapReached),
         ("sticky thread stays in the cloud", RouteInput { sticky_cloud: true, ..base(&easy) }, Target::Cloud, ReasonCode::StickyCloud),
@@ -91,6 +94,39 @@ fn rules_apply_in_order() {
         assert!((0.0..=1.0).contains(&d.score), "{name}");
         assert_eq!(d.contributions.len(), Feature::COUNT, "{name}");
     }
+}
+
+#[test]
+fn a_turn_that_must_stay_local_but_overflows_says_it_cannot_be_answered() {
+    let easy = scored(false);
+    let policy = Policy::default();
+    let too_long = |input: RouteInput| {
+        let d = router::route(&policy, &input);
+        assert_eq!(d.target, Target::Local, "{:?}", d.reasons);
+        d.reasons.iter().any(|r| {
+            r.code == ReasonCode::ContextTooLong && r.message.contains("cannot be answered here")
+        })
+    };
+    assert!(too_long(RouteInput {
+        turn_tokens: 9000,
+        private: true,
+        ..base(&easy)
+    }));
+    assert!(too_long(RouteInput {
+        turn_tokens: 9000,
+        mode: RouteMode::Local,
+        ..base(&easy)
+    }));
+    assert!(too_long(RouteInput {
+        turn_tokens: 9000,
+        cloud_online: false,
+        ..base(&easy)
+    }));
+    assert!(!too_long(RouteInput {
+        turn_tokens: 8192,
+        private: true,
+        ..base(&easy)
+    }));
 }
 
 #[test]

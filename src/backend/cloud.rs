@@ -75,8 +75,8 @@ impl Slot {
 }
 
 impl CloudBackend {
-    /// The configured `tier = "cloud"` providers. Keys are looked up now (env, then keyring);
-    /// nothing touches the network.
+    /// The configured `tier = "cloud"` providers, with the model `--model` picked (if any)
+    /// tried first. Keys are looked up now (env, then keyring); nothing touches the network.
     pub fn new(cfg: &Config, env: &dyn Fn(&str) -> Option<String>) -> CloudBackend {
         let cloud: Vec<Provider> = cfg
             .providers
@@ -84,7 +84,16 @@ impl CloudBackend {
             .filter(|p| p.tier == Tier::Cloud)
             .cloned()
             .collect();
-        Self::from_providers(&cloud, env)
+        let mut b = Self::from_providers(&cloud, env);
+        if let Some(want) = &cfg.cloud_model
+            && let Some(Inner { slots, targets, .. }) = Arc::get_mut(&mut b.inner)
+        {
+            // The rest stay behind it, in order, as fallbacks.
+            targets.sort_by_key(|t| {
+                !(slots[t.slot].provider.name == want.provider && t.model.name == want.model)
+            });
+        }
+        b
     }
 
     /// Any list of providers, in the order given (e.g. the `tier = "local"` servers, which the
@@ -227,7 +236,32 @@ mod tests {
                 .collect(),
             tier,
             timeout_secs: 5,
+            trusted: false,
+            max_tokens: 4096,
         }
+    }
+
+    #[test]
+    fn the_model_picked_by_name_is_tried_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = crate::models::tests::cfg_with(
+            dir.path(),
+            "[providers.a]\nbase_url = \"http://127.0.0.1:9/v1\"\nmodels = [{ name = \"m1\" }, { name = \"m2\" }]\n\
+             [providers.b]\nbase_url = \"http://127.0.0.1:8/v1\"\nmodels = [{ name = \"m3\" }]\n",
+        );
+        let order = |cfg: &Config| -> Vec<String> {
+            let b = CloudBackend::new(cfg, &|_| None);
+            b.targets()
+                .into_iter()
+                .map(|(p, m)| format!("{p}/{m}"))
+                .collect()
+        };
+        assert_eq!(order(&cfg), ["a/m1", "a/m2", "b/m3"]);
+        let mut picked = cfg.clone();
+        crate::models::choose("m3", &picked)
+            .unwrap()
+            .apply(&mut picked, false);
+        assert_eq!(order(&picked), ["b/m3", "a/m1", "a/m2"]);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::{BackendError, ChatBackend, ChatRequest, EventStream, FinishReason, StreamEvent};
-use crate::chat::{Message, Role, Usage, estimate_tokens};
+use crate::chat::{Role, Usage};
 use crate::config::LocalDType;
 
 mod build;
@@ -146,31 +146,11 @@ fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or("unknown error").to_string()
 }
 
-/// Keeps the system prompt and the newest turns that fit in the window, leaving room for the
-/// answer; the oldest turns go first.
-pub fn trim_history(messages: &[Message], window: usize, reserve: usize) -> Vec<Message> {
-    let budget = window.saturating_sub(reserve).max(1);
-    let (system, rest): (Vec<&Message>, Vec<&Message>) =
-        messages.iter().partition(|m| m.role == Role::System);
-    let mut used: usize = system.iter().map(|m| estimate_tokens(&m.content) + 4).sum();
-    let mut kept = Vec::new();
-    for m in rest.iter().rev() {
-        let cost = estimate_tokens(&m.content) + 4;
-        if used + cost > budget && !kept.is_empty() {
-            break;
-        }
-        used += cost;
-        kept.push((*m).clone());
-    }
-    kept.reverse();
-    system.into_iter().cloned().chain(kept).collect()
-}
-
 impl LocalEngine {
     fn build_request(&self, req: &ChatRequest, confidence: Option<&Confidence>) -> RequestBuilder {
         let o = &self.inner.opts;
         let max_tokens = req.max_tokens.unwrap_or(o.max_tokens);
-        let messages = trim_history(&req.messages, o.context_window, max_tokens);
+        let messages = crate::context::fit(&req.messages, o.context_window, max_tokens, 1).messages;
         let mut rb = RequestBuilder::new();
         for m in &messages {
             let role = match m.role {

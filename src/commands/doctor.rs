@@ -7,7 +7,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::backend::cloud::{self, CHECK_TIMEOUT, Reachability};
-use crate::config::{Loaded, Tier};
+use crate::config::{Engine, Loaded, Tier};
 use crate::models::{self, ModelStatus};
 use crate::secrets::{self, KeySource};
 
@@ -16,7 +16,21 @@ pub struct Report {
     pub config: ConfigReport,
     pub keyring: KeyringReport,
     pub local_model: LocalReport,
+    pub local_engine: EngineReport,
     pub providers: Vec<ProviderReport>,
+}
+
+/// Who answers local turns (`local.engine`), and for a server whether it answered the probe.
+#[derive(Debug, Serialize)]
+pub struct EngineReport {
+    /// "in-process" or "server".
+    pub kind: &'static str,
+    /// The in-process model's name, or PROVIDER/MODEL.
+    pub model: String,
+    /// The server model's window from the config (the in-process one is in its GGUF header).
+    pub context_window: Option<usize>,
+    /// The server's probe; `None` for the in-process engine.
+    pub reachable: Option<bool>,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +63,8 @@ pub struct ProviderReport {
     pub tier: Tier,
     pub base_url: String,
     pub key_source: String,
+    /// A local-tier provider off this machine that the user vouched for.
+    pub trusted: bool,
     pub reachability: Reachability,
 }
 
@@ -77,11 +93,29 @@ pub async fn collect(loaded: &Loaded) -> Report {
                 tier: p.tier,
                 base_url: p.base_url.to_string(),
                 key_source: source.to_string(),
+                trusted: p.trusted,
                 reachability,
             }
         }
     });
     let providers = futures::future::join_all(checks).await;
+    let local_engine = match &cfg.engine {
+        Engine::InProcess => EngineReport {
+            kind: "in-process",
+            model: cfg.local.model.clone(),
+            context_window: None,
+            reachable: None,
+        },
+        Engine::Server(m) => EngineReport {
+            kind: "server",
+            model: m.to_string(),
+            context_window: cfg.served(m).map(|s| s.context_window),
+            reachable: providers
+                .iter()
+                .find(|p| p.name == m.provider)
+                .map(|p| p.reachability.ok),
+        },
+    };
     let reason = secrets::keyring_unavailable();
     Report {
         config: ConfigReport {
@@ -94,6 +128,7 @@ pub async fn collect(loaded: &Loaded) -> Report {
             reason,
         },
         local_model: local(cfg),
+        local_engine,
         providers,
     }
 }
@@ -171,6 +206,21 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             l.detail.as_deref().unwrap_or("")
         )?,
     }
+    let e = &r.local_engine;
+    match (e.kind, e.reachable) {
+        ("server", Some(true)) => writeln!(
+            out,
+            "engine     local turns go to {} (a local server, {}-token window)",
+            e.model,
+            e.context_window.unwrap_or(0)
+        )?,
+        ("server", _) => writeln!(
+            out,
+            "engine     local turns go to {}, which is not answering; start it, or set local.engine = \"in-process\"",
+            e.model
+        )?,
+        _ => writeln!(out, "engine     local turns run {} in process", e.model)?,
+    }
     if r.providers.is_empty() {
         writeln!(
             out,
@@ -187,9 +237,10 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         .max()
         .unwrap_or(0);
     for p in &r.providers {
-        let tier = match p.tier {
-            Tier::Cloud => "cloud",
-            Tier::Local => "local",
+        let tier = match (p.tier, p.trusted) {
+            (Tier::Cloud, _) => "cloud",
+            (Tier::Local, false) => "local",
+            (Tier::Local, true) => "local (trusted host)",
         };
         let x = &p.reachability;
         let reach = match (&x.error, x.ok) {

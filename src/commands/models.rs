@@ -8,7 +8,7 @@ use anyhow::Context;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::{ModelsCmd, SourceArg};
-use crate::config::Config;
+use crate::config::{Config, Engine, Tier};
 use crate::models::{self, Location, ModelRef, ModelStatus, PullEvent, PullOptions, Source};
 
 pub async fn run(cmd: &ModelsCmd, cfg: &Config) -> anyhow::Result<()> {
@@ -62,7 +62,12 @@ fn list(cfg: &Config) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let default = if m.name == cfg.local.model { " *" } else { "" };
+        let in_process = cfg.engine == Engine::InProcess;
+        let default = if in_process && m.name == cfg.local.model {
+            " *"
+        } else {
+            ""
+        };
         let source = match &m.location {
             Location::Download(d) => d
                 .sources()
@@ -138,14 +143,62 @@ fn list(cfg: &Config) -> anyhow::Result<()> {
             .collect();
         println!("{}", line.join("  ").trim_end());
     }
-    println!(
-        "\n* local.model   store: {}",
-        cfg.paths.models_dir.display()
-    );
+    if !cfg.providers.is_empty() {
+        println!();
+        served(cfg);
+    }
+    let marks = match &cfg.cloud_model {
+        Some(m) => format!("* answers local turns   + tried first in the cloud ({m})"),
+        None => "* answers local turns".into(),
+    };
+    println!("\n{marks}   store: {}", cfg.paths.models_dir.display());
     for n in notes {
         println!("note: {n}");
     }
     Ok(())
+}
+
+/// The models the providers serve, with their windows and prices: what `--model` also takes.
+fn served(cfg: &Config) {
+    let mut rows =
+        vec![["PROVIDER/MODEL", "TIER", "CONTEXT", "IN $/M", "OUT $/M"].map(String::from)];
+    for p in &cfg.providers {
+        for m in &p.models {
+            let name = format!("{}/{}", p.name, m.name);
+            let mark = match (&cfg.engine, &cfg.cloud_model) {
+                (Engine::Server(s), _) if s.provider == p.name && s.model == m.name => " *",
+                (_, Some(c)) if c.provider == p.name && c.model == m.name => " +",
+                _ => "",
+            };
+            let (tier, input, output) = match p.tier {
+                // A server on this machine costs nothing, whatever prices it lists.
+                Tier::Local => ("local", "free".to_string(), "free".to_string()),
+                Tier::Cloud => (
+                    "cloud",
+                    format!("{:.2}", m.input_price),
+                    format!("{:.2}", m.output_price),
+                ),
+            };
+            rows.push([
+                format!("{name}{mark}"),
+                tier.into(),
+                m.context_window.to_string(),
+                input,
+                output,
+            ]);
+        }
+    }
+    let widths: Vec<usize> = (0..5)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
 }
 
 async fn pull(cfg: &Config, name: &str, source: Option<SourceArg>) -> anyhow::Result<()> {

@@ -8,12 +8,13 @@ use anyhow::{Context, bail};
 use serde_json::{Map, Value, json};
 
 use crate::cli::RouteCmd;
-use crate::config::{Config, RouteMode, Tier};
+use crate::config::{Config, Engine, RouteMode, Tier};
 use crate::router::{
     self, BudgetState, CloudPrice, Features, LocalState, Policy, RouteDecision, RouteInput,
 };
 
-/// The default local model's window; `route` runs before (and without) loading any model.
+/// The default local model's window; `route` runs before (and without) loading any model. A
+/// local-tier server's window is in the config.
 const LOCAL_CONTEXT_WINDOW: usize = 8192;
 
 pub fn run(args: &RouteCmd, cfg: &Config) -> anyhow::Result<()> {
@@ -75,6 +76,9 @@ struct Env {
     cloud_online: bool,
     budget: BudgetState,
     price: Option<CloudPrice>,
+    /// Room a local answer keeps (`local.max_tokens`).
+    reserve: usize,
+    window: usize,
 }
 
 impl Env {
@@ -88,6 +92,13 @@ impl Env {
                 ..BudgetState::default()
             },
             price: CloudPrice::cheapest(cfg),
+            reserve: cfg.local.max_tokens,
+            window: match &cfg.engine {
+                Engine::InProcess => LOCAL_CONTEXT_WINDOW,
+                Engine::Server(m) => cfg
+                    .served(m)
+                    .map_or(LOCAL_CONTEXT_WINDOW, |s| s.context_window),
+            },
         }
     }
 
@@ -99,8 +110,12 @@ impl Env {
             private: false,
             cloud_online: self.cloud_online,
             local: LocalState::Ready,
-            local_context_window: LOCAL_CONTEXT_WINDOW,
+            local_context_window: self.window,
             conversation_tokens: f.prompt_tokens,
+            turn_tokens: crate::context::need(
+                f.prompt_tokens + crate::context::MESSAGE_OVERHEAD,
+                self.reserve,
+            ),
             budget: self.budget,
             sticky_cloud: false,
             cloud_price: self.price,

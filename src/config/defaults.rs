@@ -1,7 +1,10 @@
 //! In-code defaults for every section. They let a user's file be checked on its own (with
 //! line and column) before layering; a test keeps them equal to the embedded default.toml.
 
-use super::{BudgetConfig, ConfigFile, LocalConfig, Preset, PrintConfig, RouteMode, RouterConfig};
+use super::{
+    AttachConfig, BudgetConfig, ConfigFile, LocalConfig, Preset, PrintConfig, RouteMode,
+    RouterConfig,
+};
 
 impl Default for ConfigFile {
     fn default() -> Self {
@@ -12,6 +15,7 @@ impl Default for ConfigFile {
             router: RouterConfig::default(),
             budget: BudgetConfig::default(),
             print: PrintConfig::default(),
+            attach: AttachConfig::default(),
             keys: Default::default(),
             providers: Default::default(),
             models: Default::default(),
@@ -31,6 +35,7 @@ impl Default for LocalConfig {
             auto_pull: true,
             quant: super::LocalQuant::Q8_0,
             dtype: super::LocalDType::F32,
+            engine: "in-process".into(),
         }
     }
 }
@@ -59,6 +64,15 @@ impl Default for PrintConfig {
     fn default() -> Self {
         PrintConfig {
             max_stdin_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for AttachConfig {
+    fn default() -> Self {
+        AttachConfig {
+            max_bytes: 256 * 1024,
+            max_files: 200,
         }
     }
 }

@@ -57,6 +57,8 @@ pub struct LoadOptions {
     pub env: Vec<(String, String)>,
     pub route: Option<RouteMode>,
     pub theme: Option<String>,
+    /// `--model`: any model by name (`models::choose`); it pins the route to the model's tier
+    /// unless `route` is given too.
     pub model: Option<String>,
     pub no_pull: bool,
 }
@@ -125,9 +127,6 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     if let Some(t) = &opts.theme {
         flags.push(("theme", t.clone()));
     }
-    if let Some(m) = &opts.model {
-        flags.push(("local.model", m.clone()));
-    }
 
     let mut b = config::Config::builder()
         .add_source(config::File::from_str(
@@ -168,7 +167,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         origins.insert((*k).to_string(), Layer::Flag);
     }
 
-    let config = super::resolve(effective.clone(), path.clone(), paths, opts.no_pull).map_err(
+    let mut config = super::resolve(effective.clone(), path.clone(), paths, opts.no_pull).map_err(
         |(key, problem, fix)| {
             let layer = origins.get(&key).copied().unwrap_or(Layer::Default);
             ConfigError::Value {
@@ -179,6 +178,39 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
             }
         },
     )?;
+    let mut effective = effective;
+    if let Some(name) = &opts.model {
+        // Applied after the merge: only the resolved providers say what a name means.
+        let choice = crate::models::choose(name, &config).map_err(|e| ConfigError::Value {
+            origin: "flag --model".into(),
+            key: "model".into(),
+            problem: e.to_string(),
+            fix: "`tandem models list` shows every model".into(),
+        })?;
+        choice.apply(&mut config, opts.route.is_some());
+        let touched = match &choice {
+            crate::models::ModelChoice::InProcess(n) => {
+                effective.local.model = n.clone();
+                effective.local.engine = "in-process".into();
+                Some("local.model")
+            }
+            crate::models::ModelChoice::Served {
+                model,
+                tier: super::Tier::Local,
+            } => {
+                effective.local.engine = model.to_string();
+                Some("local.engine")
+            }
+            crate::models::ModelChoice::Served { .. } => None,
+        };
+        for key in touched
+            .into_iter()
+            .chain(opts.route.is_none().then_some("route"))
+        {
+            origins.insert(key.to_string(), Layer::Flag);
+        }
+        effective.route = config.route;
+    }
     Ok(Loaded {
         config,
         effective,

@@ -68,6 +68,11 @@ impl Paths {
         self.config_dir.join("themes")
     }
 
+    /// The user's roles, `NAME.md` each (see `crate::roles`).
+    pub fn roles_dir(&self) -> PathBuf {
+        self.config_dir.join("roles")
+    }
+
     pub fn log_file(&self) -> PathBuf {
         self.state_dir.join("tandem.log")
     }

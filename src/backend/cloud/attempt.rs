@@ -42,7 +42,33 @@ pub enum Outcome {
     Failed(Failure),
 }
 
-pub fn build_request(model: &str, req: &ChatRequest) -> CreateChatCompletionRequest {
+/// Below this much room in the window an answer is not worth capping to: the request goes out
+/// with its full cap, the server refuses it as too long, and failover moves to a larger window.
+const MIN_ANSWER_ROOM: usize = 256;
+
+/// The answer cap sent to one model: what the request asks, else the provider's `max_tokens`,
+/// lowered to the room the prompt (estimated, padded as `context::need` pads it) leaves in the
+/// model's window.
+pub fn answer_cap(
+    requested: Option<usize>,
+    provider: usize,
+    window: usize,
+    prompt: usize,
+) -> usize {
+    let cap = requested.unwrap_or(provider).max(1);
+    let room = window.saturating_sub(crate::context::need(prompt, 0));
+    if room >= MIN_ANSWER_ROOM {
+        cap.min(room)
+    } else {
+        cap
+    }
+}
+
+pub fn build_request(
+    model: &str,
+    req: &ChatRequest,
+    max_tokens: usize,
+) -> CreateChatCompletionRequest {
     let messages = req
         .messages
         .iter()
@@ -64,7 +90,7 @@ pub fn build_request(model: &str, req: &ChatRequest) -> CreateChatCompletionRequ
         }),
         // `max_tokens`, though deprecated by OpenAI, is the field every OpenAI-compatible server
         // (llama.cpp, vLLM, Ollama, OpenRouter) understands; `max_completion_tokens` is not.
-        max_tokens: req.max_tokens.map(|n| n.min(u32::MAX as usize) as u32),
+        max_tokens: Some(max_tokens.min(u32::MAX as usize) as u32),
         temperature: req.temperature.map(|t| t as f32),
         ..Default::default()
     }
@@ -259,4 +285,26 @@ fn failure(e: &OpenAIError) -> Failure {
         });
     }
     classify(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::Message;
+
+    #[test]
+    fn every_request_carries_a_cap_that_fits_the_window() {
+        // The provider's default, when the prompt leaves room for it.
+        assert_eq!(answer_cap(None, 4096, 128_000, 1000), 4096);
+        // A request's own cap wins over the provider's.
+        assert_eq!(answer_cap(Some(300), 4096, 128_000, 1000), 300);
+        // Lowered to the room left: 8192 - (6000 + 600 slack).
+        assert_eq!(answer_cap(None, 4096, 8192, 6000), 1592);
+        // No useful room: the full cap goes out, so the server's refusal moves failover on.
+        assert_eq!(answer_cap(None, 4096, 8192, 7400), 4096);
+        let body = build_request("m", &ChatRequest::new(vec![Message::user("hi")]), 1592);
+        #[allow(deprecated)]
+        let sent = body.max_tokens;
+        assert_eq!(sent, Some(1592));
+    }
 }

@@ -142,6 +142,12 @@ impl Inner {
                 timeout: Duration::from_secs(slot.provider.timeout_secs.max(1)),
                 call_started,
             };
+            let cap = attempt::answer_cap(
+                request.max_tokens,
+                slot.provider.max_tokens,
+                target.model.context_window,
+                prompt_estimate,
+            );
             let mut retries = 0;
             loop {
                 if !slot.breaker().allow(Instant::now()) {
@@ -163,7 +169,7 @@ impl Inner {
                     retries,
                     "cloud request"
                 );
-                let body = attempt::build_request(attempt.model, request);
+                let body = attempt::build_request(attempt.model, request, cap);
                 let failure = match attempt::run(&attempt, body, prompt_estimate, cancel, tx).await
                 {
                     Outcome::Answered(reason) => {
@@ -186,9 +192,7 @@ impl Inner {
                 };
                 let window = target.model.context_window;
                 let failure = match failure {
-                    Failure::EmptyStream
-                        if prompt_estimate + request.max_tokens.unwrap_or(0) > window =>
-                    {
+                    Failure::EmptyStream if prompt_estimate + cap > window => {
                         Failure::ContextLength {
                             detail: format!(
                                 "the server sent no answer, and the conversation is about {prompt_estimate} tokens"
