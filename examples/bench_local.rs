@@ -79,6 +79,7 @@ async fn main() {
         repeat_penalty: 1.0,
         context_window: 8192,
         dtype,
+        prefix_cache: tandem::backend::local::PREFIX_CACHE_SEQS,
     });
     engine.ready().await.expect("model failed to load");
     let load_s = t0.elapsed().as_secs_f64();
