@@ -1,6 +1,5 @@
-use candle_core::{Device, Result};
+use candle_core::Result;
 use indexmap::IndexMap;
-use itertools::Itertools;
 use tracing::info;
 
 use crate::{
@@ -262,61 +261,11 @@ impl PrefixCacheManagerV2 {
         if self.no_prefix_cache {
             return Ok(0);
         }
-        let mut n_on_device = 0;
-        for cache in self.caches.values() {
-            let first_non_none = cache
-                .cache
-                .iter()
-                .find_or_first(|x| x.as_ref().is_some_and(|kv| kv.k().ok().flatten().is_some()));
-            let Some(Some(first_non_none)) = first_non_none else {
-                continue;
-            };
-
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
-            };
-
-            if !matches!(cache_device, Device::Cpu) {
-                n_on_device += 1;
-            }
-        }
-        let mut n_evicted = 0;
-        // Intentionally evict the first ones first, as they are the oldest
-        for cache in self.caches.values_mut() {
-            if n_on_device - n_evicted <= self.n_on_device {
-                break;
-            }
-            let first_non_none = cache
-                .cache
-                .iter()
-                .find_or_first(|x| x.as_ref().is_some_and(|kv| kv.k().ok().flatten().is_some()));
-            let Some(Some(first_non_none)) = first_non_none else {
-                continue;
-            };
-
-            let cache_device = match first_non_none {
-                KvCache::Normal { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Rotating { k, .. } => {
-                    k.all_data().as_ref().expect("No KV cache data").device()
-                }
-                KvCache::Shared { .. } => continue,
-            };
-
-            if !matches!(cache_device, Device::Cpu) {
-                cache.cache.clear();
-                n_evicted += 1;
-            }
-        }
-
-        self.caches.retain(|_tokens, cache| !cache.cache.is_empty());
+        // Eviction drops the oldest entries wherever their KV lives. Counting only entries that
+        // are not on the CPU (a leftover from when eviction meant "move to the CPU") made the
+        // limit meaningless for a model that runs on the CPU: every finished request was kept.
+        let n_evicted = self.caches.len().saturating_sub(self.n_on_device);
+        self.caches.drain(..n_evicted);
 
         if n_evicted > 0 {
             metrics::counter!("mistralrs_prefix_cache_evictions_total").increment(n_evicted as u64);
@@ -655,6 +604,36 @@ mod tests {
 
     fn generation(value: u8) -> AdapterGenerationId {
         AdapterGenerationId::from_bytes([value; 32])
+    }
+
+    /// On a CPU every cache is on the CPU; eviction used to count only the others, so the
+    /// limit never applied and every finished request was kept (tandem patch).
+    #[test]
+    fn cpu_caches_are_evicted_beyond_the_limit() -> candle_core::Result<()> {
+        let mut prefix_cacher = PrefixCacheManagerV2::new(2, false, false);
+        for i in 0..5u32 {
+            prefix_cacher.caches.insert(
+                vec![10 * i, 10 * i + 1, 10 * i + 2].into(),
+                CacheElement {
+                    cache: vec![Some(make_normal_kv_cache(3)?)],
+                    recurrent_snapshots: None,
+                    audio_hashes: None,
+                    image_hashes: None,
+                    video_hashes: None,
+                },
+            );
+            prefix_cacher.evict_caches()?;
+        }
+        assert_eq!(prefix_cacher.caches.len(), 2);
+        let newest = [40, 41, 42, 43];
+        assert!(prefix_cacher
+            .search_for_matching_cache(&newest, None, &[], None, None, None)?
+            .is_some());
+        let oldest = [0, 1, 2, 3];
+        assert!(prefix_cacher
+            .search_for_matching_cache(&oldest, None, &[], None, None, None)?
+            .is_none());
+        Ok(())
     }
 
     #[test]
