@@ -16,7 +16,15 @@ struct Slot {
     go: AtomicUsize,
     /// `Release`-stored by worker (and its subtree) when done. `Acquire`-loaded by parent.
     done: AtomicUsize,
+    /// The newest generation whose share of the work someone has taken: the worker when it
+    /// wakes in time, or the caller when it finishes its own share first (tandem patch).
+    claim: AtomicUsize,
+    /// The generation the caller took from this worker, so it does not wait for it.
+    stolen: AtomicUsize,
 }
+
+/// Spins this many times waiting for a running worker, then yields the CPU to it.
+const WAIT_SPINS_BEFORE_YIELD: u32 = 2_000;
 
 /// Closure pointer written by main before the `Release` on each root slot's `go`.
 struct WorkDesc {
@@ -49,6 +57,8 @@ pub struct BarrierPool {
     root_workers: Vec<usize>,
     /// Serializes concurrent callers. Stores the current generation.
     call_lock: Mutex<usize>,
+    /// Every worker is a root (no fan-out tree), so the caller may run any worker's share.
+    flat: bool,
 }
 
 unsafe impl Sync for BarrierPool {}
@@ -118,6 +128,8 @@ impl BarrierPool {
                 .map(|_| Slot {
                     go: AtomicUsize::new(0),
                     done: AtomicUsize::new(0),
+                    claim: AtomicUsize::new(0),
+                    stolen: AtomicUsize::new(0),
                 })
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
@@ -172,6 +184,13 @@ impl BarrierPool {
                                 break;
                             }
 
+                            // The caller may already have run this share itself because this
+                            // thread woke late (another process held the core); then there is
+                            // nothing to do and nobody waits for `done`.
+                            if slot.claim.fetch_max(gen, Ordering::AcqRel) >= gen {
+                                continue;
+                            }
+
                             // Fan work out to children.
                             let handles = inner.handles.get().unwrap();
                             for &child in &children {
@@ -217,11 +236,13 @@ impl BarrierPool {
                     .into_boxed_slice(),
             )
             .ok();
+        let flat = root_workers.len() == n_workers;
         BarrierPool {
             inner,
             threads,
             root_workers,
             call_lock: Mutex::new(0),
+            flat,
         }
     }
 
@@ -241,8 +262,20 @@ struct BarrierGuard<'a> {
 impl Drop for BarrierGuard<'_> {
     fn drop(&mut self) {
         for &root in self.roots {
-            while self.inner.slots[root].done.load(Ordering::Acquire) != self.gen {
-                spin_loop();
+            let slot = &self.inner.slots[root];
+            if slot.stolen.load(Ordering::Relaxed) == self.gen {
+                continue;
+            }
+            // The worker claimed its share and is running it; on a busy machine it may have
+            // been preempted, so after a short spin give it the CPU rather than burn ours.
+            let mut spins = 0u32;
+            while slot.done.load(Ordering::Acquire) != self.gen {
+                if spins < WAIT_SPINS_BEFORE_YIELD {
+                    spins += 1;
+                    spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
             }
         }
         // Always clear any stored panic. Propagate unless main is not already unwinding.
@@ -288,7 +321,19 @@ impl BarrierPool {
 
         // Main thread participates as worker n (workers are 0..n-1).
         f(n);
-        // _guard drops here, waiting for root workers.
+        // A worker that has not woken yet (descheduled by another process, or still parked)
+        // would make every barrier wait out a scheduler time slice. Take its share instead:
+        // the claim decides atomically who runs it, so each share runs exactly once.
+        if self.flat {
+            for &root in &self.root_workers {
+                let slot = &self.inner.slots[root];
+                if slot.claim.fetch_max(new_gen, Ordering::AcqRel) < new_gen {
+                    slot.stolen.store(new_gen, Ordering::Relaxed);
+                    f(root);
+                }
+            }
+        }
+        // _guard drops here, waiting for the root workers that took their own share.
     }
 
     // Uniform, short work units can avoid shared-cursor contention by assigning
