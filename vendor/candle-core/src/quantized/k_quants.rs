@@ -2443,6 +2443,16 @@ pub fn matmul<T: GgmlType>(
         dst.len(),
         m * n
     );
+    // Q8_0 on x86 takes the tiled kernel for every m and k, so one row's result does not
+    // depend on the batch it is in (tandem patch).
+    #[cfg(target_arch = "x86_64")]
+    if T::DTYPE == GgmlDType::Q8_0 && super::q8_0_x86::available() {
+        // SAFETY: T is BlockQ8_0 (checked through its dtype), so the slices are the same.
+        let rhs = unsafe {
+            std::slice::from_raw_parts(rhs_t.as_ptr() as *const BlockQ8_0, rhs_t.len())
+        };
+        return super::q8_0_x86::matmul((m, k, n), lhs, rhs, dst);
+    }
     let k_in_blocks = k.div_ceil(T::BLCK_SIZE);
 
     // Thread-local scratch buffer reused across calls to avoid per-matmul

@@ -42,9 +42,9 @@ pub(crate) enum PackedX86 {
 
 pub(crate) fn select(dtype: super::GgmlDType, m: usize, n: usize, k: usize) -> bool {
     use super::GgmlDType as D;
-    let Some(lv) = level() else {
+    if level().is_none() {
         return false;
-    };
+    }
     if k == 0 || !n.is_multiple_of(TILE_N) || !k.is_multiple_of(QK_K) {
         return false;
     }
@@ -53,8 +53,9 @@ pub(crate) fn select(dtype: super::GgmlDType, m: usize, n: usize, k: usize) -> b
         // Keep Q6K GEMV on compact weights; expanded tiles cost bandwidth
         // without reuse across multiple activation rows.
         D::Q6K => m > 1,
-        // pure avx2 maddubs overflows on the +128 u8 range; q8_0 needs real dpbusd
-        D::Q8_0 => lv != X86Level::Avx2,
+        // q8_0 goes to the tiled kernel in q8_0_x86 for every shape (tandem patch): a repacked
+        // copy doubled the weights' memory and only served k % 256 == 0.
+        D::Q8_0 => false,
         _ => false,
     }
 }
