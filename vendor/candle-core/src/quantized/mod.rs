@@ -19,6 +19,7 @@ pub mod repack;
 pub(crate) mod repack_x86;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod q8_0_x86;
+pub mod mapped;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 #[cfg(not(feature = "metal"))]
@@ -97,6 +98,26 @@ pub enum QStorage {
 }
 
 impl QStorage {
+    /// Like `from_data`, but on the CPU the blocks stay in `owner[range]` (a mapped file)
+    /// instead of being copied (tandem patch).
+    pub fn from_mapped(
+        owner: mapped::Owner,
+        range: std::ops::Range<usize>,
+        device: &Device,
+        dtype: GgmlDType,
+    ) -> Result<Self> {
+        match device {
+            Device::Cpu => {
+                mapped::check(&owner, &range, dtype)?;
+                Ok(Self::Cpu(dtype.from_mapped(owner, range)))
+            }
+            _ => {
+                let bytes = &owner.as_ref().as_ref()[range];
+                Self::from_data(Cow::Borrowed(bytes), device, dtype)
+            }
+        }
+    }
+
     pub fn from_data(data: Cow<'_, [u8]>, device: &Device, dtype: GgmlDType) -> Result<Self> {
         let data: &[u8] = &data;
         match device {
@@ -389,6 +410,29 @@ impl GgmlDType {
         }
     }
 
+    /// Blocks read in place from `owner[range]` (a mapped file), without a heap copy; they
+    /// are copied only if written to (tandem patch). The range must be aligned for the type.
+    pub fn from_mapped(&self, owner: mapped::Owner, range: std::ops::Range<usize>) -> Box<dyn QuantizedType> {
+        use mapped::MappedBlocks as M;
+        match self {
+            Self::F32 => Box::new(M::<f32>::new(owner, range)),
+            Self::F16 => Box::new(M::<f16>::new(owner, range)),
+            Self::Q4_0 => Box::new(M::<BlockQ4_0>::new(owner, range)),
+            Self::Q4_1 => Box::new(M::<BlockQ4_1>::new(owner, range)),
+            Self::Q5_0 => Box::new(M::<BlockQ5_0>::new(owner, range)),
+            Self::Q5_1 => Box::new(M::<BlockQ5_1>::new(owner, range)),
+            Self::Q8_0 => Box::new(M::<BlockQ8_0>::new(owner, range)),
+            Self::Q8_1 => Box::new(M::<BlockQ8_1>::new(owner, range)),
+            Self::Q2K => Box::new(M::<BlockQ2K>::new(owner, range)),
+            Self::Q3K => Box::new(M::<BlockQ3K>::new(owner, range)),
+            Self::Q4K => Box::new(M::<BlockQ4K>::new(owner, range)),
+            Self::Q5K => Box::new(M::<BlockQ5K>::new(owner, range)),
+            Self::Q6K => Box::new(M::<BlockQ6K>::new(owner, range)),
+            Self::Q8K => Box::new(M::<BlockQ8K>::new(owner, range)),
+            Self::BF16 => Box::new(M::<bf16>::new(owner, range)),
+        }
+    }
+
     /// The type size for blocks in bytes.
     pub fn type_size(&self) -> usize {
         use k_quants::*;
@@ -444,26 +488,45 @@ pub trait QuantizedType: Send + Sync {
     fn size(&self) -> usize;
 }
 
-impl<T: k_quants::GgmlType + Send + Sync> QuantizedType for Vec<T> {
+/// Quantized blocks as a slice, wherever they live: a heap `Vec` or a mapped file.
+pub(crate) trait Blocks: Send + Sync {
+    type T: k_quants::GgmlType + Send + Sync;
+    fn blocks(&self) -> &[Self::T];
+    fn blocks_mut(&mut self) -> &mut [Self::T];
+}
+
+impl<T: k_quants::GgmlType + Send + Sync> Blocks for Vec<T> {
+    type T = T;
+    fn blocks(&self) -> &[T] {
+        self
+    }
+    fn blocks_mut(&mut self) -> &mut [T] {
+        self
+    }
+}
+
+impl<B: Blocks> QuantizedType for B {
     fn matmul_t(&self, mkn: (usize, usize, usize), lhs: &[f32], dst: &mut [f32]) -> Result<()> {
-        k_quants::matmul(mkn, lhs, self.as_slice(), dst)
+        k_quants::matmul(mkn, lhs, self.blocks(), dst)
     }
     fn matmul_t_f16(&self, mkn: (usize, usize, usize), lhs: &[f16], dst: &mut [f16]) -> Result<()> {
-        k_quants::matmul_f16(mkn, lhs, self.as_slice(), dst)
+        k_quants::matmul_f16(mkn, lhs, self.blocks(), dst)
     }
 
     fn embedding(&self, ids: &[u32], rows: usize, hidden: usize) -> Result<CpuStorage> {
-        if !hidden.is_multiple_of(T::BLCK_SIZE) {
+        use k_quants::GgmlType;
+        let blocks = self.blocks();
+        if !hidden.is_multiple_of(B::T::BLCK_SIZE) {
             crate::bail!(
                 "quantized embedding hidden size {hidden} is not divisible by block size {}",
-                T::BLCK_SIZE
+                B::T::BLCK_SIZE
             )
         }
-        let row_blocks = hidden / T::BLCK_SIZE;
-        if self.len() != rows * row_blocks {
+        let row_blocks = hidden / B::T::BLCK_SIZE;
+        if blocks.len() != rows * row_blocks {
             crate::bail!(
                 "quantized tensor has {} blocks, expected {}",
-                self.len(),
+                blocks.len(),
                 rows * row_blocks
             )
         }
@@ -473,45 +536,50 @@ impl<T: k_quants::GgmlType + Send + Sync> QuantizedType for Vec<T> {
             if row >= rows {
                 crate::bail!("embedding id {row} is out of range for {rows} rows")
             }
-            let src = &self[row * row_blocks..(row + 1) * row_blocks];
+            let src = &blocks[row * row_blocks..(row + 1) * row_blocks];
             let dst = &mut out[out_row * hidden..(out_row + 1) * hidden];
-            T::to_float(src, dst);
+            B::T::to_float(src, dst);
         }
         Ok(CpuStorage::F32(out))
     }
 
     fn size(&self) -> usize {
-        self.len() * core::mem::size_of::<T>()
+        std::mem::size_of_val(self.blocks())
     }
 
     fn from_float(&mut self, xs: &[f32]) {
-        T::from_float(xs, self)
+        use k_quants::GgmlType;
+        B::T::from_float(xs, self.blocks_mut())
     }
 
     fn from_float_imatrix(&mut self, xs: &[f32], imatrix_weights: &[f32], n_per_row: usize) {
-        T::from_float_imatrix(xs, self, imatrix_weights, n_per_row)
+        use k_quants::GgmlType;
+        B::T::from_float_imatrix(xs, self.blocks_mut(), imatrix_weights, n_per_row)
     }
 
     fn dtype(&self) -> GgmlDType {
-        T::DTYPE
+        use k_quants::GgmlType;
+        B::T::DTYPE
     }
 
     fn block_size(&self) -> usize {
-        T::BLCK_SIZE
+        use k_quants::GgmlType;
+        B::T::BLCK_SIZE
     }
 
     fn dequantize(&self, elem_count: usize) -> Result<CpuStorage> {
+        use k_quants::GgmlType;
         let mut ys = vec![0.0f32; elem_count];
-        T::to_float(self.as_slice(), &mut ys);
+        B::T::to_float(self.blocks(), &mut ys);
         Ok(CpuStorage::F32(ys))
     }
 
     fn storage_size_in_bytes(&self) -> usize {
-        self.len() * std::mem::size_of::<T>()
+        std::mem::size_of_val(self.blocks())
     }
 
     fn as_ptr(&self) -> *const u8 {
-        self.as_ptr() as *const u8
+        self.blocks().as_ptr() as *const u8
     }
 }
 

@@ -331,7 +331,8 @@ where
 }
 
 pub struct GgufArchive {
-    mappings: Vec<Mmap>,
+    // Shared with the tensors loaded from them, which read their blocks in place.
+    mappings: Vec<std::sync::Arc<Mmap>>,
     shards: Vec<GgufShardInfo>,
     metadata: HashMap<String, Value>,
     tensors: HashMap<String, GgufTensorInfo>,
@@ -427,7 +428,7 @@ impl GgufArchive {
                     }
                 }
             }
-            mappings.push(mmap);
+            mappings.push(std::sync::Arc::new(mmap));
             shards.push(shard_info);
         }
 
@@ -563,6 +564,16 @@ impl GgufArchive {
         let info = data.info();
         if self.shards[info.shard_index].endian != GgufEndian::Little {
             candle_core::bail!("big-endian GGUF tensor loading is not supported");
+        }
+        // Read the blocks in place from the mapping when they are aligned (GGUF aligns tensor
+        // data, so they are): no copy at load, and the weights are held once (tandem patch).
+        if let (Device::Cpu, Some(range)) = (device, info.data_range.clone()) {
+            let dtype = info.dtype.candle_dtype()?;
+            let owner: candle_core::quantized::mapped::Owner =
+                self.mappings[info.shard_index].clone();
+            if let Ok(storage) = QStorage::from_mapped(owner, range, device, dtype) {
+                return QTensor::new(storage, info.shape.clone());
+            }
         }
         qtensor_from_gguf_data(
             info.dtype.candle_dtype()?,
