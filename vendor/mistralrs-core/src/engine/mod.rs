@@ -121,7 +121,6 @@ impl FromStr for SearchEmbeddingModel {
     }
 }
 
-const SEED: u64 = 0;
 /// Terminate all sequences on the next scheduling step. Be sure to reset this.
 /// This is a global flag for terminating all engines at once (e.g., Ctrl+C).
 pub static TERMINATE_ALL_NEXT_STEP: AtomicBool = AtomicBool::new(false);
@@ -768,7 +767,14 @@ impl Engine {
             self.logger.enable_logging();
         }
 
-        let rng = Arc::new(std::sync::Mutex::new(Isaac64Rng::seed_from_u64(SEED)));
+        // A fixed seed made every process sample the same answer to the same prompt at any
+        // temperature (a one-shot retry could never differ). Seed from the OS unless
+        // MISTRALRS_SEED asks for a reproducible run (tandem patch).
+        let seed = std::env::var("MISTRALRS_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or_else(rand::random);
+        let rng = Arc::new(std::sync::Mutex::new(Isaac64Rng::seed_from_u64(seed)));
         let mut last_completion_ids: Vec<usize> = vec![];
         let max_pending_requests = {
             let rx = self.rx.lock().await;
