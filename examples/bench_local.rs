@@ -66,6 +66,13 @@ async fn main() {
             std::process::exit(2);
         }
     };
+    // BENCH_TRACE=debug shows the engine's own log with timestamps (where load time goes).
+    if let Ok(level) = std::env::var("BENCH_TRACE") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(level))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let workload: Value = serde_json::from_reader(std::io::stdin()).unwrap();
     let q2 = workload["q2"].as_str().unwrap().to_string();
 
@@ -79,6 +86,7 @@ async fn main() {
         repeat_penalty: 1.0,
         context_window: 8192,
         dtype,
+        prefix_cache: tandem::backend::local::PREFIX_CACHE_SEQS,
     });
     engine.ready().await.expect("model failed to load");
     let load_s = t0.elapsed().as_secs_f64();

@@ -145,6 +145,7 @@ impl Tiers {
                     repeat_penalty: cfg.local.repeat_penalty,
                     context_window: self.local_context,
                     dtype: cfg.local.dtype,
+                    prefix_cache: crate::backend::local::PREFIX_CACHE_SEQS,
                 }));
             }
             Err(e) => {

@@ -24,6 +24,7 @@ fn engine() -> &'static LocalEngine {
             repeat_penalty: 1.15,
             context_window: 8192,
             dtype: Default::default(),
+            prefix_cache: tandem::backend::local::PREFIX_CACHE_SEQS,
         })
     })
 }
@@ -165,9 +166,9 @@ fn history_is_fitted_to_the_window_keeping_the_system_prompt() {
     assert!(kept.last().unwrap().content.starts_with("question 49"));
 }
 
-/// mistralrs 0.8.1's prefix cache, when on, reused a cached prefix wrongly on this CPU path: a
-/// question answered correctly on a fresh engine got nonsense after an unrelated request.
-/// The engine keeps it off; this guards that.
+/// mistralrs 0.8.1's prefix cache reused a cached prefix wrongly on this CPU path: a question
+/// answered correctly on a fresh engine got nonsense after an unrelated request. The engine now
+/// runs with the prefix cache on (vendored 0.9 with fixes); this guards that it stays correct.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_does_not_depend_on_earlier_requests() {
     let _ = ask(

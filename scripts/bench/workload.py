@@ -36,7 +36,10 @@ Q2 = "And what did the doctor ride?"
 
 
 def case_messages(name, run):
-    return history(CASES[name]) + [{"role": "user", "content": Q1.format(run=run)}]
+    # The first line differs in every run, so no engine can reuse an earlier run's KV cache:
+    # the first turn is cold for both, and only the second turn may hit a cache.
+    system = {"role": "system", "content": f"Session {name}-{run}. You are a helpful assistant."}
+    return [system] + history(CASES[name]) + [{"role": "user", "content": Q1.format(run=run)}]
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ use crate::chat::{Role, Usage};
 use crate::config::LocalDType;
 
 mod build;
+pub use build::PREFIX_CACHE_SEQS;
 mod confidence;
 mod penalty;
 pub use confidence::Confidence;
@@ -32,6 +33,8 @@ pub struct LocalOptions {
     /// From the GGUF header; history is trimmed to fit.
     pub context_window: usize,
     pub dtype: LocalDType,
+    /// Finished conversations whose KV the engine keeps for a follow-up turn (0: none).
+    pub prefix_cache: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -134,7 +137,7 @@ fn load(opts: &LocalOptions) -> Result<Model, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
-    let model = rt.block_on(build::build(&dir.to_string_lossy(), &file, opts.dtype));
+    let model = rt.block_on(build::build(&dir.to_string_lossy(), &file, opts));
     // The runtime only drove loading; the engine runs on mistralrs's own thread.
     std::mem::forget(rt);
     let model = model.map_err(|e| first_line(&e.to_string()))?;

@@ -1,52 +1,32 @@
-//! Builds the mistralrs engine for one local GGUF file. This is `GgufModelBuilder::build`
-//! spelled out through `mistralrs::core`, for one reason: that builder hard-codes
-//! `ModelDType::Auto`, and Auto probes BF16 then F16 with a test matmul, which candle's CPU
-//! backend passes, so activations, the KV cache and attention ran in F16 on a CPU with no F16
-//! arithmetic (every value converted on each use). Here the dtype is ours to choose.
+//! Builds the mistralrs engine for one local GGUF file: CPU, no tokens, tandem's dtype, and the
+//! scheduler and prefix-cache sizes tandem's turns need.
 
-use mistralrs::core::{
-    AutoDeviceMapParams, DefaultSchedulerMethod, DeviceMapSetting, GGUFLoaderBuilder,
-    GGUFSpecificConfig, MistralRsBuilder, ModelDType, SchedulerConfig, TokenSource,
-};
-use mistralrs::{Device, Model};
+use mistralrs::{Device, GgufModelBuilder, Model, ModelDType, TokenSource};
 
+use super::LocalOptions;
 use crate::config::LocalDType;
 
-pub(super) async fn build(dir: &str, file: &str, dtype: LocalDType) -> anyhow::Result<Model> {
-    let loader = GGUFLoaderBuilder::new(
-        None,
-        None,
-        dir.to_string(),
-        vec![file.to_string()],
-        GGUFSpecificConfig { topology: None },
-        false,
-        None,
-    )
-    .build();
-    let dtype = match dtype {
+/// Finished conversations whose KV the engine keeps for a follow-up turn. Each costs the KV of
+/// its whole context (f16 on a CPU: ~23 KB a token for SmolLM2-135M), so a few cover the chats a
+/// user alternates between without letting memory grow with the session.
+pub const PREFIX_CACHE_SEQS: usize = 2;
+
+/// Sequences decoded in one batch; more requests wait in the scheduler's queue.
+const MAX_SEQS: usize = 4;
+
+pub(super) async fn build(dir: &str, file: &str, opts: &LocalOptions) -> anyhow::Result<Model> {
+    // `Auto` probes BF16 then F16 with a test matmul, which candle's CPU backend passes, so
+    // activations would run in F16 on a CPU with no F16 arithmetic.
+    let dtype = match opts.dtype {
         LocalDType::F32 => ModelDType::F32,
         LocalDType::Auto => ModelDType::Auto,
     };
-    let pipeline = loader.load_model_from_hf(
-        None,
-        TokenSource::None,
-        &dtype,
-        &Device::Cpu,
-        true,
-        DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
-        None,
-        None,
-    )?;
-    // One sequence at a time: mistralrs's CPU decode attention indexes its scratch buffers
-    // without the batch, so concurrent sequences garble each other (docs/local-perf.md).
-    let scheduler = SchedulerConfig::DefaultScheduler {
-        method: DefaultSchedulerMethod::Fixed(1.try_into()?),
-    };
-    // The prefix cache stays off: on CPU it never evicts and it is off by one on an exact
-    // follow-up turn (docs/local-perf.md). Warm turns pay a full prefill instead.
-    let runner = MistralRsBuilder::new(pipeline, scheduler, false, None)
-        .with_no_prefix_cache(true)
+    GgufModelBuilder::new(dir, vec![file])
+        .with_token_source(TokenSource::None)
+        .with_device(Device::Cpu)
+        .with_dtype(dtype)
+        .with_max_num_seqs(MAX_SEQS)
+        .with_prefix_cache_n((opts.prefix_cache > 0).then_some(opts.prefix_cache))
         .build()
-        .await;
-    Ok(Model::new(runner))
+        .await
 }

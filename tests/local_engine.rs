@@ -1,0 +1,178 @@
+//! The carried mistral.rs engine's fixes, on the real SmolLM2-135M model (Q8_0 copy, as tandem
+//! runs it): the prefix cache serves follow-up turns and stays bounded, a one-token answer is
+//! not resurrected, and concurrent requests answer exactly as sequential ones.
+//! The engine's own counters (the `metrics` crate) show what it did; answers are greedy.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use futures::StreamExt;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use tandem::backend::local::{LocalEngine, LocalOptions, PREFIX_CACHE_SEQS};
+use tandem::backend::{ChatBackend, ChatRequest, StreamEvent};
+use tandem::chat::{Message, Usage};
+use tokio_util::sync::CancellationToken;
+
+mod common;
+
+fn snapshotter() -> &'static Snapshotter {
+    static SNAP: OnceLock<Snapshotter> = OnceLock::new();
+    SNAP.get_or_init(|| {
+        let recorder = DebuggingRecorder::new();
+        let snap = recorder.snapshotter();
+        recorder.install().expect("a metrics recorder was already installed");
+        snap
+    })
+}
+
+/// The engine's counter `name` so far (counters only grow).
+fn counter(name: &str) -> u64 {
+    snapshotter()
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == name)
+        .map(|(.., value)| match value {
+            DebugValue::Counter(c) => c,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The Q8_0 copy tandem makes of the Q4_1 download, made once per test process.
+fn q8_model() -> PathBuf {
+    static PATH: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let src = common::local_model();
+        let dst = tandem::models::transcode::q8_path(dir.path(), &src);
+        tandem::models::transcode::to_q8(&src, &dst).unwrap();
+        (dir, dst)
+    })
+    .1
+    .clone()
+}
+
+fn start(prefix_cache: usize) -> LocalEngine {
+    snapshotter();
+    LocalEngine::start(LocalOptions {
+        path: q8_model(),
+        name: "smollm2-135m".into(),
+        max_tokens: 32,
+        temperature: 0.0,
+        top_p: 1.0,
+        repeat_penalty: 1.0,
+        context_window: 8192,
+        dtype: Default::default(),
+        prefix_cache,
+    })
+}
+
+/// One engine with the prefix cache, shared by the tests below, as in the app.
+fn engine() -> &'static LocalEngine {
+    static ENGINE: OnceLock<LocalEngine> = OnceLock::new();
+    ENGINE.get_or_init(|| start(PREFIX_CACHE_SEQS))
+}
+
+async fn ask_on(engine: &LocalEngine, messages: Vec<Message>, max_tokens: usize) -> (String, Usage, usize) {
+    let mut req = ChatRequest::new(messages);
+    req.max_tokens = Some(max_tokens);
+    let mut s = engine.stream(req, CancellationToken::new());
+    let (mut text, mut usage, mut deltas) = (String::new(), Usage::default(), 0);
+    let collect = async {
+        while let Some(ev) = s.next().await {
+            match ev.expect("stream error") {
+                StreamEvent::Delta(d) => {
+                    text.push_str(&d);
+                    deltas += 1;
+                }
+                StreamEvent::Usage(u) => usage = u,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(240), collect)
+        .await
+        .expect("answer took too long");
+    (text, usage, deltas)
+}
+
+fn history(tag: &str) -> Vec<Message> {
+    vec![
+        Message::system(format!("Conversation {tag}. You are a helpful assistant.")),
+        Message::user("My favorite fruit is mango and I live in Lisbon."),
+        Message::assistant("Noted! Your favorite fruit is mango, and you live in Lisbon."),
+        Message::user("Name one fruit that grows in Portugal."),
+    ]
+}
+
+/// A follow-up turn reuses the first turn's KV (the engine counts a prefix-cache hit), and its
+/// answer is exactly the answer of an engine that computes the whole conversation afresh. An
+/// off-by-one in the reused prefix, or a cache entry overwritten by a later request, would
+/// change the greedy answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_turn_reuses_the_cache_and_answers_as_a_fresh_engine() {
+    let first = history("cache-hit");
+    let (a1, _, _) = ask_on(engine(), first.clone(), 24).await;
+    // An unrelated request in between must not disturb the cached conversation.
+    let _ = ask_on(engine(), vec![Message::user("Count from one to five.")], 12).await;
+    let mut second = first;
+    second.push(Message::assistant(a1));
+    second.push(Message::user("Where do I live?"));
+
+    let hits = counter("mistralrs_prefix_cache_hits_total");
+    let (cached, _, _) = ask_on(engine(), second.clone(), 24).await;
+    assert!(
+        counter("mistralrs_prefix_cache_hits_total") > hits,
+        "the follow-up turn did not hit the prefix cache"
+    );
+
+    let fresh_engine = start(0);
+    let (fresh, _, _) = ask_on(&fresh_engine, second, 24).await;
+    assert_eq!(cached, fresh, "a cached prefix changed the answer");
+}
+
+/// On a CPU the 0.9 engine never evicted (it counted only caches off the CPU): every finished
+/// request kept its KV for the life of the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prefix_cache_evicts_beyond_its_limit() {
+    let before = counter("mistralrs_prefix_cache_evictions_total");
+    for i in 0..PREFIX_CACHE_SEQS + 3 {
+        let q = format!("Unrelated question number {i}: name a color.");
+        let _ = ask_on(engine(), vec![Message::user(q)], 4).await;
+    }
+    let evicted = counter("mistralrs_prefix_cache_evictions_total") - before;
+    assert!(evicted >= 3, "only {evicted} cache entries were evicted");
+}
+
+/// A sequence that finishes on its first token stays finished (mistralrs 0.8.1 set every
+/// prompt-step sequence back to running, so it decoded once more).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_token_answer_is_one_token() {
+    let (text, usage, deltas) =
+        ask_on(engine(), vec![Message::user("Say yes or no.")], 1).await;
+    assert_eq!(usage.completion_tokens, 1, "{text:?} {usage:?}");
+    assert!(deltas <= 1, "{deltas} deltas: {text:?}");
+    let (after, _, _) = ask_on(engine(), vec![Message::user("Say hello.")], 8).await;
+    assert!(!after.is_empty());
+}
+
+/// Three requests at once (decoded as one batch) give the answers they give one at a time:
+/// the CPU kernels compute each row the same way whatever the batch holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_answer_as_sequential_ones() {
+    let engine = start(0);
+    let prompts = [
+        "Write one sentence about the sea.",
+        "List three colors.",
+        "What is two plus two? Explain briefly in a long sentence about numbers and counting.",
+    ];
+    let ask = |p: &str| ask_on(&engine, vec![Message::user(p)], 24);
+    let mut sequential = Vec::new();
+    for p in prompts {
+        sequential.push(ask(p).await.0);
+    }
+    let (a, b, c) = tokio::join!(ask(prompts[0]), ask(prompts[1]), ask(prompts[2]));
+    assert_eq!(vec![a.0, b.0, c.0], sequential);
+}
