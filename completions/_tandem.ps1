@@ -522,7 +522,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
         'tandem;stats' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
-            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
             [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
             [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
             [CompletionResult]::new('--day', '--day', [CompletionResultType]::ParameterName, 'Today (the default)')

@@ -464,7 +464,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;stats'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
-            cand --model 'Local model (catalog name or .gguf path), or cloud model name when routed to the cloud'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
             cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
             cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
             cand --day 'Today (the default)'
