@@ -58,9 +58,13 @@ async fn main() {
     engine.ready().await.expect("model failed to load");
     println!("{}", json!({"phase": "loaded", "rss_mb": rss_mb()}));
 
-    let mut history = vec![Message::system("You are a helpful assistant. Keep answers short.")];
+    let mut history = vec![Message::system(
+        "You are a helpful assistant. Keep answers short.",
+    )];
     for i in 0..turns {
-        history.push(Message::user(format!("Turn {i}: tell me one fact about the number {i}.")));
+        history.push(Message::user(format!(
+            "Turn {i}: tell me one fact about the number {i}."
+        )));
         let t = Instant::now();
         let (text, usage) = turn(&engine, history.clone()).await;
         history.push(Message::assistant(text));
@@ -71,7 +75,10 @@ async fn main() {
         );
     }
     for i in 0..turns {
-        let messages = vec![Message::user(format!("Chat {i}: name a fruit that starts with the letter {}.", (b'a' + (i % 26) as u8) as char))];
+        let messages = vec![Message::user(format!(
+            "Chat {i}: name a fruit that starts with the letter {}.",
+            (b'a' + (i % 26) as u8) as char
+        ))];
         let (_, usage) = turn(&engine, messages).await;
         println!(
             "{}",

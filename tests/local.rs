@@ -12,21 +12,23 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 
+fn options() -> LocalOptions {
+    LocalOptions {
+        path: common::local_model(),
+        name: "smollm2-135m".into(),
+        max_tokens: 64,
+        temperature: 0.0,
+        top_p: 0.9,
+        repeat_penalty: 1.15,
+        context_window: 8192,
+        dtype: Default::default(),
+        prefix_cache: tandem::backend::local::PREFIX_CACHE_SEQS,
+    }
+}
+
 fn engine() -> &'static LocalEngine {
     static ENGINE: OnceLock<LocalEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        LocalEngine::start(LocalOptions {
-            path: common::local_model(),
-            name: "smollm2-135m".into(),
-            max_tokens: 64,
-            temperature: 0.0,
-            top_p: 0.9,
-            repeat_penalty: 1.15,
-            context_window: 8192,
-            dtype: Default::default(),
-            prefix_cache: tandem::backend::local::PREFIX_CACHE_SEQS,
-        })
-    })
+    ENGINE.get_or_init(|| LocalEngine::start(options()))
 }
 
 struct Answer {
@@ -167,22 +169,52 @@ fn history_is_fitted_to_the_window_keeping_the_system_prompt() {
 }
 
 /// mistralrs 0.8.1's prefix cache reused a cached prefix wrongly on this CPU path: a question
-/// answered correctly on a fresh engine got nonsense after an unrelated request. The engine now
-/// runs with the prefix cache on (vendored 0.9 with fixes); this guards that it stays correct.
+/// answered correctly on a fresh engine got nonsense after an unrelated request. Greedy answers
+/// make that checkable: after an unrelated request, the shared engine (prefix cache on) answers
+/// exactly as an engine that has seen nothing else. Whether a 135M model gets it right is not
+/// what this tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_does_not_depend_on_earlier_requests() {
-    let _ = ask(
-        vec![Message::user("Write one sentence about the city of Paris.")],
-        16,
-    )
-    .await;
     let msgs = vec![
         Message::user("My favorite fruit is mango."),
         Message::assistant("Noted! Your favorite fruit is mango."),
         Message::user("What is my favorite fruit?"),
     ];
-    let a = ask(msgs, 16).await;
-    assert!(a.text().to_lowercase().contains("mango"), "{}", a.text());
+    let first = ask(msgs.clone(), 16).await;
+    let _ = ask(
+        vec![Message::user("Write one sentence about the city of Paris.")],
+        16,
+    )
+    .await;
+    let again = ask(msgs.clone(), 16).await;
+    assert_eq!(
+        first.text(),
+        again.text(),
+        "an earlier request changed the answer"
+    );
+
+    let fresh = LocalEngine::start(LocalOptions {
+        prefix_cache: 0,
+        ..options()
+    });
+    let mut req = ChatRequest::new(msgs);
+    req.max_tokens = Some(16);
+    let text: String = fresh
+        .stream(req, CancellationToken::new())
+        .filter_map(|ev| async move {
+            match ev.expect("stream error") {
+                StreamEvent::Delta(d) => Some(d),
+                _ => None,
+            }
+        })
+        .collect::<Vec<_>>()
+        .await
+        .concat();
+    assert_eq!(
+        first.text(),
+        text,
+        "the shared engine answered unlike a fresh one"
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! The engine's own counters (the `metrics` crate) show what it did; answers are greedy.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -21,7 +21,9 @@ fn snapshotter() -> &'static Snapshotter {
     SNAP.get_or_init(|| {
         let recorder = DebuggingRecorder::new();
         let snap = recorder.snapshotter();
-        recorder.install().expect("a metrics recorder was already installed");
+        recorder
+            .install()
+            .expect("a metrics recorder was already installed");
         snap
     })
 }
@@ -69,13 +71,24 @@ fn start(prefix_cache: usize) -> LocalEngine {
     })
 }
 
+/// The tests share the engine's counters and cache, so they take turns: run side by side, one
+/// test's requests evicted another's cached conversation and its hits counted for the other.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One engine with the prefix cache, shared by the tests below, as in the app.
 fn engine() -> &'static LocalEngine {
     static ENGINE: OnceLock<LocalEngine> = OnceLock::new();
     ENGINE.get_or_init(|| start(PREFIX_CACHE_SEQS))
 }
 
-async fn ask_on(engine: &LocalEngine, messages: Vec<Message>, max_tokens: usize) -> (String, Usage, usize) {
+async fn ask_on(
+    engine: &LocalEngine,
+    messages: Vec<Message>,
+    max_tokens: usize,
+) -> (String, Usage, usize) {
     let mut req = ChatRequest::new(messages);
     req.max_tokens = Some(max_tokens);
     let mut s = engine.stream(req, CancellationToken::new());
@@ -113,6 +126,7 @@ fn history(tag: &str) -> Vec<Message> {
 /// change the greedy answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follow_up_turn_reuses_the_cache_and_answers_as_a_fresh_engine() {
+    let _turn = one_at_a_time();
     let first = history("cache-hit");
     let (a1, _, _) = ask_on(engine(), first.clone(), 24).await;
     // An unrelated request in between must not disturb the cached conversation.
@@ -137,6 +151,7 @@ async fn a_follow_up_turn_reuses_the_cache_and_answers_as_a_fresh_engine() {
 /// request kept its KV for the life of the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prefix_cache_evicts_beyond_its_limit() {
+    let _turn = one_at_a_time();
     let before = counter("mistralrs_prefix_cache_evictions_total");
     for i in 0..PREFIX_CACHE_SEQS + 3 {
         let q = format!("Unrelated question number {i}: name a color.");
@@ -150,8 +165,8 @@ async fn the_prefix_cache_evicts_beyond_its_limit() {
 /// prompt-step sequence back to running, so it decoded once more).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_token_answer_is_one_token() {
-    let (text, usage, deltas) =
-        ask_on(engine(), vec![Message::user("Say yes or no.")], 1).await;
+    let _turn = one_at_a_time();
+    let (text, usage, deltas) = ask_on(engine(), vec![Message::user("Say yes or no.")], 1).await;
     assert_eq!(usage.completion_tokens, 1, "{text:?} {usage:?}");
     assert!(deltas <= 1, "{deltas} deltas: {text:?}");
     let (after, _, _) = ask_on(engine(), vec![Message::user("Say hello.")], 8).await;
@@ -162,6 +177,7 @@ async fn a_one_token_answer_is_one_token() {
 /// the CPU kernels compute each row the same way whatever the batch holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_answer_as_sequential_ones() {
+    let _turn = one_at_a_time();
     let engine = start(0);
     let prompts = [
         "Write one sentence about the sea.",

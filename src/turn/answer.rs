@@ -179,9 +179,10 @@ pub(super) async fn answer(
                 });
             }
             Ok(StreamEvent::Delta(d)) => {
+                let first = text.is_empty();
                 text.push_str(&d);
                 // The first token is on disk before it is shown; later ones once a second.
-                rec.progress(&text, false);
+                rec.progress(&text, first);
                 emit(TurnEvent::Delta(d));
             }
             Ok(StreamEvent::Usage(u)) => usage = Some(u),
