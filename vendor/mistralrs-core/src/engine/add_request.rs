@@ -551,6 +551,12 @@ impl Engine {
                 .get_metadata()
                 .llg_factory
                 .clone();
+            // Only a constrained request waits for the factory's build.
+            let factory = if matches!(request.constraint, crate::Constraint::None) {
+                None
+            } else {
+                factory.and_then(|f| f.get())
+            };
             let recognizer = match Self::build_sequence_recognizer(&factory, &request.constraint) {
                 Ok(recognizer) => recognizer,
                 Err(err) => {

@@ -1,4 +1,4 @@
-use super::llg::build_llg_factory;
+use super::llg::LlgFactory;
 use super::{
     get_model_paths, text_models_inputs_processor::ModelInputs, AdapterKind, CacheManager,
     GeneralMetadata, Loader, ModelKind, ModelPaths, QuantizationKind, TokenSource,
@@ -357,7 +357,7 @@ impl Loader for GGMLLoader {
             Model::Llama(ref l) => l.max_seq_len,
             Model::XLoraLlama(ref xl) => xl.max_seq_len,
         };
-        let llg_factory = build_llg_factory(tokenizer.clone())?;
+        let llg_factory = LlgFactory::spawn(tokenizer.clone());
         let num_hidden_layers = match model {
             Model::Llama(ref model) => model.cache.normal().0.len(),
             Model::XLoraLlama(ref model) => model.cache.full().lock().len(),

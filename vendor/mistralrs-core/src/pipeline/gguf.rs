@@ -1,4 +1,4 @@
-use super::llg::build_llg_factory;
+use super::llg::LlgFactory;
 use super::{
     get_model_paths, text_models_inputs_processor::ModelInputs, AdapterKind, CacheManager,
     GeneralMetadata, Loader, ModelKind, ModelPaths, PrettyName, QuantizationKind, TokenSource,
@@ -1341,7 +1341,7 @@ impl Loader for GGUFLoader {
             Model::XLoraLlama(ref xl) => xl.max_seq_len,
             Model::XLoraPhi3(ref p) => p.max_seq_len,
         };
-        let llg_factory = build_llg_factory(tokenizer.clone())?;
+        let llg_factory = LlgFactory::spawn(tokenizer.clone());
         let num_hidden_layers = match model {
             Model::XLoraLlama(ref model) => model.cache.full().lock().len(),
             Model::XLoraPhi3(ref model) => model.cache.full().lock().len(),

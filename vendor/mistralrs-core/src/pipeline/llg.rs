@@ -6,6 +6,52 @@ use tokenizers::{decoders::DecoderWrapper, Tokenizer};
 
 use crate::Constraint;
 
+/// The llguidance factory (and its token trie), built on a thread of its own while the rest of
+/// loading and the warm-up run go on: building the trie for a 49k-token vocabulary took about
+/// as long as the rest of loading a small model (tandem patch). Whoever needs it first waits for
+/// the build if it is still running.
+#[derive(Clone)]
+pub struct LlgFactory(Arc<LlgFactoryInner>);
+
+struct LlgFactoryInner {
+    built: std::sync::OnceLock<Option<Arc<ParserFactory>>>,
+    pending: std::sync::Mutex<Option<std::thread::JoinHandle<Result<Arc<ParserFactory>>>>>,
+}
+
+impl LlgFactory {
+    pub fn spawn(tokenizer: Tokenizer) -> Self {
+        let handle = std::thread::Builder::new()
+            .name("mistralrs-llg".into())
+            .spawn(move || build_llg_factory(tokenizer))
+            .ok();
+        Self(Arc::new(LlgFactoryInner {
+            built: std::sync::OnceLock::new(),
+            pending: std::sync::Mutex::new(handle),
+        }))
+    }
+
+    /// The factory, waiting for its build if needed; `None` if building it failed.
+    pub fn get(&self) -> Option<Arc<ParserFactory>> {
+        self.0
+            .built
+            .get_or_init(|| {
+                let handle = self.0.pending.lock().ok()?.take()?;
+                match handle.join() {
+                    Ok(Ok(factory)) => Some(factory),
+                    Ok(Err(e)) => {
+                        tracing::warn!("llguidance is unavailable: {e}");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!("llguidance is unavailable: its builder panicked");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+}
+
 pub fn build_llg_factory(mut tokenizer: Tokenizer) -> Result<Arc<ParserFactory>> {
     let decoder = match tokenizer.get_decoder() {
         Some(DecoderWrapper::Sequence(sequence)) if sequence.get_decoders().len() == 1 => {

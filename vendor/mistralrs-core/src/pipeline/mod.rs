@@ -961,7 +961,7 @@ pub struct Modalities {
 pub struct GeneralMetadata {
     pub max_seq_len: usize,
     /// Only None if it doesn't make sense for the model
-    pub llg_factory: Option<Arc<llguidance::ParserFactory>>,
+    pub llg_factory: Option<llg::LlgFactory>,
     pub no_kv_cache: bool,
     pub no_prefix_cache: bool,
     pub num_hidden_layers: usize,
@@ -982,7 +982,10 @@ pub struct GeneralMetadata {
 
 impl GeneralMetadata {
     pub fn tok_env(&self) -> Option<TokEnv> {
-        self.llg_factory.as_ref().map(|f| f.tok_env().clone())
+        self.llg_factory
+            .as_ref()
+            .and_then(|f| f.get())
+            .map(|f| f.tok_env().clone())
     }
 }
 

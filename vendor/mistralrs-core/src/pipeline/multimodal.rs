@@ -61,7 +61,7 @@ use crate::pipeline::cuda_graph::{
     CudaDecodeGraphState, CudaGraphDecodeStep, CudaGraphDecodeStepInputs,
     CudaGraphPrecaptureInputs, CUDA_GRAPH_PRECAPTURE_MAX_BATCH,
 };
-use crate::pipeline::llg::build_llg_factory;
+use crate::pipeline::llg::LlgFactory;
 use crate::pipeline::loaders::auto_device_map;
 use crate::pipeline::loaders::{AutoDeviceMapQuantization, QuantizationConfigShim};
 use crate::pipeline::sampling::{sample_and_add_toks, sample_and_add_toks_batched};
@@ -522,7 +522,7 @@ impl Loader for MultimodalLoader {
                     Some(processor.get_special_tokens()),
                 )?,
             };
-            let llg_factory = build_llg_factory(tokenizer.clone())?;
+            let llg_factory = LlgFactory::spawn(tokenizer.clone());
             (processor, preprocessor_config, tokenizer, llg_factory)
         };
 

@@ -1,4 +1,4 @@
-use super::llg::build_llg_factory;
+use super::llg::LlgFactory;
 use super::{
     get_model_paths, reserve_recurrent_serving_capacity, text_models_inputs_processor::ModelInputs,
     AdapterKind, CacheManager, DecodeGraphPrecaptureCtx, GeneralMetadata, Loader, ModelKind,
@@ -215,7 +215,7 @@ pub(crate) fn build_normal_pipeline(
     };
 
     let max_seq_len = model.max_seq_len();
-    let llg_factory = build_llg_factory(tokenizer.clone())?;
+    let llg_factory = LlgFactory::spawn(tokenizer.clone());
     let generation_defaults = generation_config
         .as_ref()
         .and_then(GenerationConfig::generation_defaults);

@@ -59,7 +59,7 @@ fn parse_streaming_text_and_tool_calls(
 
 fn activate_required_tool_call_grammar(
     seq: &mut Sequence,
-    factory: Option<&Arc<llguidance::ParserFactory>>,
+    factory: Option<&crate::pipeline::llg::LlgFactory>,
     max_model_len: usize,
     force_now: bool,
 ) {
@@ -76,12 +76,12 @@ fn activate_required_tool_call_grammar(
     let Some(mut grm) = grm else {
         return;
     };
-    let Some(factory) = factory else {
+    let Some(factory) = factory.and_then(|f| f.get()) else {
         tracing::warn!("Cannot force required tool call: llguidance is unavailable");
         return;
     };
     crate::tools::specialize_required_tool_call_grammar(&mut grm, factory.tok_env().tok_trie());
-    match crate::pipeline::llg::constraint_from_llg_grammar(factory, grm) {
+    match crate::pipeline::llg::constraint_from_llg_grammar(&factory, grm) {
         Ok(matcher) => {
             seq.recognizer = SequenceRecognizer::Llguidance(Box::new(matcher));
             if let Some(state) = seq.tool_call_state.as_mut() {
@@ -163,8 +163,8 @@ pub(crate) async fn finish_or_add_toks_to_seq(
             .and_then(|state| state.maybe_activate_continuation_grammar(text.as_deref()));
 
         if let Some(grm) = grm {
-            if let Some(ref factory) = metadata.llg_factory {
-                match crate::pipeline::llg::constraint_from_llg_grammar(factory, grm) {
+            if let Some(factory) = metadata.llg_factory.as_ref().and_then(|f| f.get()) {
+                match crate::pipeline::llg::constraint_from_llg_grammar(&factory, grm) {
                     Ok(matcher) => {
                         tracing::debug!("Activated tool call grammar");
                         seq.recognizer = SequenceRecognizer::Llguidance(Box::new(matcher));
@@ -1055,7 +1055,7 @@ pub async fn sample_sequence(
     seq: &mut Sequence,
     return_logprobs: bool,
     eos_tok: Option<&[u32]>,
-    llg_factory: Option<Arc<llguidance::ParserFactory>>,
+    llg_factory: Option<crate::pipeline::llg::LlgFactory>,
     max_model_len: usize,
     rng: Arc<std::sync::Mutex<Isaac64Rng>>,
     use_async_pool: bool,
