@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use futures::StreamExt;
-use mistralrs::{Model, RequestBuilder, Response, SamplingParams, TextMessageRole};
+use mistralrs::{Model, RequestBuilder, Response, SamplingParams, StopTokens, TextMessageRole};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +17,11 @@ use crate::config::LocalDType;
 mod build;
 pub use build::PREFIX_CACHE_SEQS;
 mod confidence;
+mod gate;
 mod penalty;
 pub use confidence::Confidence;
+pub use gate::Load;
+use gate::Gate;
 
 /// How the engine is built and how it samples; filled from `[local]` in config.
 #[derive(Debug, Clone)]
@@ -48,6 +51,7 @@ struct Inner {
     opts: LocalOptions,
     state: watch::Sender<EngineState>,
     model: OnceLock<Arc<Model>>,
+    gate: Arc<Gate>,
 }
 
 /// A handle to the engine; cheap to clone.
@@ -64,6 +68,8 @@ impl LocalEngine {
             opts,
             state,
             model: OnceLock::new(),
+            // Unbounded until a front-end that takes many requests at once sets a bound.
+            gate: Gate::new(usize::MAX),
         });
         let bg = inner.clone();
         let spawned = std::thread::Builder::new()
@@ -102,6 +108,16 @@ impl LocalEngine {
 
     pub fn options(&self) -> &LocalOptions {
         &self.inner.opts
+    }
+
+    /// Answers that may wait while one is generated; more are refused with `Busy`.
+    pub fn limit_queue(&self, waiting: usize) {
+        self.inner.gate.set_max_waiting(waiting);
+    }
+
+    /// Answers generating and waiting right now.
+    pub fn load(&self) -> Load {
+        self.inner.gate.load()
     }
 
     /// Waits until loading has finished, one way or the other.
@@ -171,7 +187,10 @@ impl LocalEngine {
             sampling.top_k = Some(1);
         } else {
             sampling.temperature = Some(temperature);
-            sampling.top_p = Some(o.top_p);
+            sampling.top_p = Some(req.sampling.top_p.unwrap_or(o.top_p));
+        }
+        if !req.sampling.stop.is_empty() {
+            sampling.stop_toks = Some(StopTokens::Seqs(req.sampling.stop.clone()));
         }
         rb = rb.set_sampling(sampling);
         if let Some(c) = confidence {
@@ -206,6 +225,11 @@ impl LocalEngine {
         tx: &mpsc::Sender<Result<StreamEvent, BackendError>>,
     ) -> Result<(), BackendError> {
         self.ready().await?;
+        // Held until this answer ends, however it ends: the next in line goes then.
+        let Some(_pass) = self.inner.gate.enter(&cancel).await? else {
+            let _ = tx.send(Ok(StreamEvent::Done(FinishReason::Cancelled))).await;
+            return Ok(());
+        };
         let model = self
             .inner
             .model
