@@ -48,7 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check config, keys, provider reachability and the local model')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the router as an OpenAI-compatible HTTP API (POST /v1/chat/completions)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -590,7 +590,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check config, keys, provider reachability and the local model')
-            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the router as an OpenAI-compatible HTTP API (POST /v1/chat/completions)')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break

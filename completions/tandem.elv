@@ -45,7 +45,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand history 'Browse, search, export and delete saved conversations'
             cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
             cand doctor 'Check config, keys, provider reachability and the local model'
-            cand serve 'Serve the router as an OpenAI-compatible HTTP API (POST /v1/chat/completions)'
+            cand serve 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -528,7 +528,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand history 'Browse, search, export and delete saved conversations'
             cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
             cand doctor 'Check config, keys, provider reachability and the local model'
-            cand serve 'Serve the router as an OpenAI-compatible HTTP API (POST /v1/chat/completions)'
+            cand serve 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }

@@ -48,7 +48,7 @@ complete -c tandem -n "__fish_tandem_needs_command" -f -a "route" -d 'Explain wh
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "history" -d 'Browse, search, export and delete saved conversations'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "stats" -d 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
-complete -c tandem -n "__fish_tandem_needs_command" -f -a "serve" -d 'Serve the router as an OpenAI-compatible HTTP API (POST /v1/chat/completions)'
+complete -c tandem -n "__fish_tandem_needs_command" -f -a "serve" -d 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
@@ -414,7 +414,7 @@ complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_
 complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "history" -d 'Browse, search, export and delete saved conversations'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "stats" -d 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "serve" -d 'Serve the router as an OpenAI-compatible HTTP API (POST /v1/chat/completions)'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "serve" -d 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "completions" -d 'Print a shell completion script'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the effective settings, each value with the layer it came from'

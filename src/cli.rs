@@ -115,7 +115,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Serve the router as an OpenAI-compatible HTTP API (POST /v1/chat/completions)
+    /// Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts
     Serve(ServeCmd),
     /// Print a shell completion script
     #[command(hide = true)]

@@ -9,13 +9,14 @@
 //!
 //! `access` checks tokens and logs requests, `wire` reads requests, `pick` reads the model
 //! name, `chat` answers, `reply` shapes replies, `info` lists models and health, `error` holds
-//! the OpenAI-shaped errors.
+//! the OpenAI-shaped errors, `probe` asks a running server's health for `tandem doctor`.
 
 mod access;
 mod chat;
 mod error;
 mod info;
 mod pick;
+mod probe;
 mod reply;
 mod wire;
 
@@ -39,6 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use access::authorized;
 pub use error::ApiError;
+pub use probe::{ServerReport, probe};
 
 use crate::config::Config;
 use crate::secrets::Redacted;
@@ -269,9 +271,15 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, ApiError> {
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             Err(ApiError::TooLarge { limit })
         }
-        Ok(Err(e)) => Err(ApiError::invalid(format!("cannot read the body: {e}"), None)),
+        Ok(Err(e)) => Err(ApiError::invalid(
+            format!("cannot read the body: {e}"),
+            None,
+        )),
         Err(_) => Err(ApiError::invalid(
-            format!("the body took longer than {}s to arrive", BODY_TIMEOUT.as_secs()),
+            format!(
+                "the body took longer than {}s to arrive",
+                BODY_TIMEOUT.as_secs()
+            ),
             None,
         )),
     }

@@ -16,12 +16,18 @@ use crate::secrets::Redacted;
 /// digests are compared without an early exit.
 pub fn authorized(header: Option<&str>, token: &Redacted) -> bool {
     let given = header
-        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
         .unwrap_or("")
         .trim();
     let a = Sha256::digest(given.as_bytes());
     let b = Sha256::digest(token.expose().as_bytes());
-    let diff = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    let diff = a
+        .iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y));
     // A missing header must fail even for an (impossible) empty token.
     std::hint::black_box(diff) == 0 && !given.is_empty()
 }
@@ -63,7 +69,14 @@ impl AccessLog {
     /// Writes the line in one call, so lines from concurrent requests never interleave.
     pub fn write(&self, e: &Entry) {
         let line = if self.json {
-            serde_json::to_string(e).unwrap_or_default()
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            // When, in Unix seconds, for machines; the text line leaves it to the collector.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0)
+                .unwrap_or(0.0);
+            v["ts"] = now.into();
+            v.to_string()
         } else {
             let opt = |o: &Option<String>| crate::sanitize::one_line(o.as_deref().unwrap_or("-"));
             format!(

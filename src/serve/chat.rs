@@ -26,8 +26,16 @@ use super::{App, Body, json_response, pick};
 use crate::backend::Sampling;
 use crate::turn::{Ask, Thread, TurnRequest, TurnStream};
 
+/// How long a stream waits for a client to take the next chunk.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Answers one request and logs it (a stream is logged when it ends).
-pub async fn completions(app: Arc<App>, body: Bytes, mut entry: Entry, t0: Instant) -> Response<Body> {
+pub async fn completions(
+    app: Arc<App>,
+    body: Bytes,
+    mut entry: Entry,
+    t0: Instant,
+) -> Response<Body> {
     match start(&app, &body, &mut entry, t0).await {
         Ok(resp) => resp,
         Err(e) => {
@@ -92,7 +100,11 @@ async fn start(
         fill(entry, &tally);
         return Err(e);
     }
-    let id = format!("chatcmpl-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let id = format!(
+        "chatcmpl-{:016x}{:016x}",
+        fastrand::u64(..),
+        fastrand::u64(..)
+    );
     let created = crate::session::now().max(0) as u64;
     if !c.stream {
         while !tally.done() {
@@ -183,9 +195,15 @@ impl Streamed {
     ) {
         let model = tally.model().unwrap_or(&self.c.model).to_string();
         let chunk = |delta| reply::chunk(&self.id, self.created, &model, delta, None);
+        // A client that stops reading (gone without a word) fills the socket and then this
+        // channel; after SEND_TIMEOUT it counts as gone, so its answer stops holding the engine.
         let send = |s: String| {
             let tx = tx.clone();
-            async move { tx.send(Ok(Frame::data(Bytes::from(s)))).await.is_ok() }
+            async move {
+                let sent =
+                    tokio::time::timeout(SEND_TIMEOUT, tx.send(Ok(Frame::data(Bytes::from(s)))));
+                matches!(sent.await, Ok(Ok(())))
+            }
         };
         let mut open = send(chunk(json!({ "role": "assistant", "content": first }))).await;
         while open && !tally.done() {
@@ -225,7 +243,8 @@ impl Streamed {
             self.entry.error = Some("upstream_error".into());
         } else {
             let finish = t.finish_reason(self.c.max_tokens);
-            let choices = json!([{ "index": 0, "delta": {}, "finish_reason": finish, "logprobs": null }]);
+            let choices =
+                json!([{ "index": 0, "delta": {}, "finish_reason": finish, "logprobs": null }]);
             out.push(reply::chunk_with(
                 &self.id,
                 self.created,
@@ -239,7 +258,10 @@ impl Streamed {
                     self.created,
                     model,
                     json!([]),
-                    &[("usage", reply::usage_json(t.usage())), ("tandem", t.tandem())],
+                    &[
+                        ("usage", reply::usage_json(t.usage())),
+                        ("tandem", t.tandem()),
+                    ],
                 ));
             }
         }

@@ -33,11 +33,15 @@ pub enum ApiError {
     /// The tier failed before it said anything.
     #[error("{0}")]
     Model(String),
-    #[error("missing or wrong bearer token: send the token given to tandem serve as `Authorization: Bearer TOKEN`")]
+    #[error(
+        "missing or wrong bearer token: send the token given to tandem serve as `Authorization: Bearer TOKEN`"
+    )]
     Unauthorized,
     #[error("the request body is larger than {limit} bytes (serve.max_body_bytes)")]
     TooLarge { limit: usize },
-    #[error("no route for {method} {path}; tandem serve answers POST /v1/chat/completions, GET /v1/models and GET /health")]
+    #[error(
+        "no route for {method} {path}; tandem serve answers POST /v1/chat/completions, GET /v1/models and GET /health"
+    )]
     NotFound { method: String, path: String },
     #[error("tandem serve is shutting down")]
     ShuttingDown,

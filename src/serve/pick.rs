@@ -84,7 +84,52 @@ pub fn names(cfg: &Config, local_name: &str) -> Vec<(String, &'static str)> {
             Tier::Local => "local",
             Tier::Cloud => "cloud",
         };
-        v.extend(p.models.iter().map(|m| (format!("{}/{}", p.name, m.name), owner)));
+        v.extend(
+            p.models
+                .iter()
+                .map(|m| (format!("{}/{}", p.name, m.name), owner)),
+        );
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::tests::cfg_with;
+
+    #[test]
+    fn routed_names_pin_tiers_and_known_models_pass_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = cfg_with(
+            dir.path(),
+            "[providers.lab]\nbase_url = \"https://lab.example/v1\"\nmodels = [{ name = \"big\" }]\n",
+        );
+        let route = |m: &str| pick(m, &cfg, "smollm2-135m").map(|p| p.route);
+        assert_eq!(route(AUTO), Ok(RouteRequest::Mode(RouteMode::Auto)));
+        assert_eq!(route(AUTO_ALIAS), Ok(RouteRequest::Mode(RouteMode::Auto)));
+        assert_eq!(route(LOCAL), Ok(RouteRequest::Mode(RouteMode::Local)));
+        assert_eq!(
+            route("smollm2-135m"),
+            Ok(RouteRequest::Mode(RouteMode::Local))
+        );
+        let cloud = pick("lab/big", &cfg, "smollm2-135m").unwrap();
+        assert_eq!(cloud.route, RouteRequest::Mode(RouteMode::Cloud));
+        assert_eq!(cloud.cloud_model.as_deref(), Some("lab/big"));
+        assert_eq!(
+            pick("big", &cfg, "x").unwrap().cloud_model.as_deref(),
+            Some("lab/big")
+        );
+        // The server runs one local model; another is refused, not swapped in.
+        assert!(matches!(
+            route("other.gguf"),
+            Err(ApiError::UnknownModel(_))
+        ));
+        assert!(matches!(route("gpt-17"), Err(ApiError::UnknownModel(_))));
+        assert!(
+            names(&cfg, "smollm2-135m")
+                .iter()
+                .any(|(n, _)| n == "lab/big")
+        );
+    }
 }

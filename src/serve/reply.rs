@@ -71,10 +71,13 @@ impl Tally {
             return None;
         }
         match (&self.failure, self.finish) {
-            (Some(TurnError::Backend(BackendError::Busy {
-                waiting,
-                retry_after_secs,
-            })), _) => Some(ApiError::Busy {
+            (
+                Some(TurnError::Backend(BackendError::Busy {
+                    waiting,
+                    retry_after_secs,
+                })),
+                _,
+            ) => Some(ApiError::Busy {
                 waiting: *waiting,
                 retry_after_secs: *retry_after_secs,
             }),

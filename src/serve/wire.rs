@@ -25,7 +25,7 @@ pub struct Completion {
     pub top_p: Option<f64>,
     pub stop: Vec<String>,
     pub seed: Option<i64>,
-    /// The caller's end-user id; logged, never sent on.
+    /// The caller's end-user id; in the debug log only, never sent on.
     pub user: Option<String>,
 }
 
@@ -104,7 +104,10 @@ pub fn parse(body: &[u8]) -> Result<Completion, ApiError> {
         }
     }
     if set("logprobs").is_some_and(|v| v != &Value::Bool(false)) {
-        return Err(unsupported("logprobs", "log probabilities are not returned"));
+        return Err(unsupported(
+            "logprobs",
+            "log probabilities are not returned",
+        ));
     }
     if set("n").is_some_and(|v| v.as_u64() != Some(1)) {
         return Err(unsupported("n", "tandem returns one choice per request"));
@@ -123,9 +126,8 @@ pub fn parse(body: &[u8]) -> Result<Completion, ApiError> {
     {
         return Err(unsupported("modalities", "tandem answers in text only"));
     }
-    let raw: Raw = serde_json::from_value(v).map_err(|e| {
-        ApiError::invalid(format!("not a chat completions request: {e}"), None)
-    })?;
+    let raw: Raw = serde_json::from_value(v)
+        .map_err(|e| ApiError::invalid(format!("not a chat completions request: {e}"), None))?;
     build(raw)
 }
 
@@ -138,7 +140,10 @@ fn build(raw: Raw) -> Result<Completion, ApiError> {
         messages.push(message(i, m)?);
     }
     let Some(last) = messages.pop() else {
-        return Err(ApiError::invalid("messages must not be empty", Some("messages")));
+        return Err(ApiError::invalid(
+            "messages must not be empty",
+            Some("messages"),
+        ));
     };
     if last.role != Role::User {
         return Err(ApiError::invalid(
@@ -148,17 +153,26 @@ fn build(raw: Raw) -> Result<Completion, ApiError> {
     }
     let max_tokens = raw.max_completion_tokens.or(raw.max_tokens);
     if max_tokens == Some(0) {
-        return Err(ApiError::invalid("max_tokens must be at least 1", Some("max_tokens")));
+        return Err(ApiError::invalid(
+            "max_tokens must be at least 1",
+            Some("max_tokens"),
+        ));
     }
     if let Some(t) = raw.temperature
         && !(0.0..=2.0).contains(&t)
     {
-        return Err(ApiError::invalid("temperature must be from 0 to 2", Some("temperature")));
+        return Err(ApiError::invalid(
+            "temperature must be from 0 to 2",
+            Some("temperature"),
+        ));
     }
     if let Some(p) = raw.top_p
         && !(p > 0.0 && p <= 1.0)
     {
-        return Err(ApiError::invalid("top_p must be above 0 and at most 1", Some("top_p")));
+        return Err(ApiError::invalid(
+            "top_p must be above 0 and at most 1",
+            Some("top_p"),
+        ));
     }
     let stop = match raw.stop {
         None => vec![],
@@ -166,7 +180,10 @@ fn build(raw: Raw) -> Result<Completion, ApiError> {
         Some(Stop::Many(v)) => v,
     };
     if stop.len() > 4 || stop.iter().any(String::is_empty) {
-        return Err(ApiError::invalid("stop takes up to 4 non-empty strings", Some("stop")));
+        return Err(ApiError::invalid(
+            "stop takes up to 4 non-empty strings",
+            Some("stop"),
+        ));
     }
     let stream = raw.stream.unwrap_or(false);
     Ok(Completion {
@@ -233,7 +250,10 @@ fn message(i: usize, m: RawMessage) -> Result<Message, ApiError> {
                         });
                     }
                     None => {
-                        return Err(ApiError::invalid("a content part needs a type", Some(&param)));
+                        return Err(ApiError::invalid(
+                            "a content part needs a type",
+                            Some(&param),
+                        ));
                     }
                 }
             }
@@ -274,9 +294,15 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let msgs = r#""messages":[{"role":"user","content":"hi"}]"#;
-        assert_eq!(param(&format!(r#"{{"model":"m",{msgs},"tools":[]}}"#)), "tools");
+        assert_eq!(
+            param(&format!(r#"{{"model":"m",{msgs},"tools":[]}}"#)),
+            "tools"
+        );
         assert_eq!(param(&format!(r#"{{"model":"m",{msgs},"n":2}}"#)), "n");
-        assert_eq!(param(&format!(r#"{{"model":"m",{msgs},"logprobs":true}}"#)), "logprobs");
+        assert_eq!(
+            param(&format!(r#"{{"model":"m",{msgs},"logprobs":true}}"#)),
+            "logprobs"
+        );
         let image = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}"#;
         assert_eq!(param(image), "messages[0].content[0].type");
     }
@@ -284,10 +310,15 @@ mod tests {
     #[test]
     fn malformed_requests_say_what_is_wrong() {
         assert!(matches!(p("{not json"), Err(ApiError::Invalid { .. })));
-        assert!(matches!(p(r#"{"model":"m"}"#), Err(ApiError::Invalid { .. })));
+        assert!(matches!(
+            p(r#"{"model":"m"}"#),
+            Err(ApiError::Invalid { .. })
+        ));
         let last_assistant = r#"{"model":"m","messages":[{"role":"assistant","content":"x"}]}"#;
         assert!(matches!(p(last_assistant), Err(ApiError::Invalid { .. })));
         let hot = r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#;
-        assert!(matches!(p(hot), Err(ApiError::Invalid { param: Some(t), .. }) if t == "temperature"));
+        assert!(
+            matches!(p(hot), Err(ApiError::Invalid { param: Some(t), .. }) if t == "temperature")
+        );
     }
 }
