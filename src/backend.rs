@@ -87,7 +87,9 @@ pub enum BackendError {
     #[error("the local engine failed: {0}")]
     Engine(String),
     /// The in-process engine's queue is full; try again after about this many seconds.
-    #[error("the local model is busy: {waiting} requests are already waiting; try again in {retry_after_secs} s")]
+    #[error(
+        "the local model is busy: {waiting} requests are already waiting; try again in {retry_after_secs} s"
+    )]
     Busy {
         waiting: usize,
         retry_after_secs: u64,

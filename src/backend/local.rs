@@ -20,8 +20,14 @@ mod confidence;
 mod gate;
 mod penalty;
 pub use confidence::Confidence;
-pub use gate::Load;
 use gate::Gate;
+pub use gate::Load;
+
+/// How long a cancelled answer may wait for the engine to finish its prefill.
+const PREFILL_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Bounds on the wait for the engine to notice a cancelled answer after prefill.
+const SETTLE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
+const SETTLE_MAX: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How the engine is built and how it samples; filled from `[local]` in config.
 #[derive(Debug, Clone)]
@@ -227,7 +233,9 @@ impl LocalEngine {
         self.ready().await?;
         // Held until this answer ends, however it ends: the next in line goes then.
         let Some(_pass) = self.inner.gate.enter(&cancel).await? else {
-            let _ = tx.send(Ok(StreamEvent::Done(FinishReason::Cancelled))).await;
+            let _ = tx
+                .send(Ok(StreamEvent::Done(FinishReason::Cancelled)))
+                .await;
             return Ok(());
         };
         let model = self
@@ -250,6 +258,7 @@ impl LocalEngine {
             }))
             .await;
         let (mut first, mut last, mut deltas) = (None::<Instant>, started, 0usize);
+        let mut heard = false;
         let finish = loop {
             let resp = tokio::select! {
                 // Dropping `stream` closes mistralrs's channel, which cancels the sequence at
@@ -260,6 +269,7 @@ impl LocalEngine {
             let Some(resp) = resp else {
                 break FinishReason::Interrupted;
             };
+            heard = true;
             match resp {
                 Response::Chunk(chunk) => {
                     let Some(choice) = chunk.choices.first() else {
@@ -297,10 +307,24 @@ impl LocalEngine {
                 _ => {}
             }
         };
+        // mistral.rs drops a cancelled sequence only when it next fails to send a token, and
+        // until then the sequence still counts against the one-at-a-time gate. Before its first
+        // token it is in prefill, where the scheduler batches sequences of equal length (and
+        // the CPU kernels fail on such a batch: "input tensor is not contiguous"), so the next
+        // answer must not start until prefill is over; after it, one decode step lets the
+        // engine notice. `_pass` is held until this returns.
+        if !heard {
+            let _ = tokio::time::timeout(PREFILL_LIMIT, stream.next()).await;
+        }
         drop(stream);
         let usage = usage_from(None, started, first, last, deltas);
         let _ = tx.send(Ok(StreamEvent::Usage(usage))).await;
         let _ = tx.send(Ok(StreamEvent::Done(finish))).await;
+        let step = match (first, deltas) {
+            (Some(f), n) if n > 1 => (last - f) / (n as u32 - 1),
+            _ => SETTLE_MIN,
+        };
+        tokio::time::sleep((step * 2).clamp(SETTLE_MIN, SETTLE_MAX)).await;
         Ok(())
     }
 }

@@ -99,11 +99,11 @@ impl Gate {
             return Ok(Some(self.pass(p)));
         }
         let max = self.max_waiting.load(Ordering::SeqCst);
-        let reserved =
-            self.waiting
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                    (w < max).then_some(w + 1)
-                });
+        let reserved = self
+            .waiting
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                (w < max).then_some(w + 1)
+            });
         if reserved.is_err() {
             return Err(BackendError::Busy {
                 waiting: max,
@@ -146,7 +146,13 @@ mod tests {
         let gate = Gate::new(1);
         let never = CancellationToken::new();
         let first = gate.enter(&never).await.unwrap().unwrap();
-        assert_eq!(gate.load(), Load { running: 1, waiting: 0 });
+        assert_eq!(
+            gate.load(),
+            Load {
+                running: 1,
+                waiting: 0
+            }
+        );
         let g = gate.clone();
         let queued = tokio::spawn(async move {
             let c = CancellationToken::new();
@@ -161,7 +167,10 @@ mod tests {
             "{busy:?}"
         );
         drop(first);
-        assert!(queued.await.unwrap().unwrap(), "the waiting answer got its turn");
+        assert!(
+            queued.await.unwrap().unwrap(),
+            "the waiting answer got its turn"
+        );
         assert_eq!(gate.load(), Load::default());
     }
 
@@ -173,6 +182,12 @@ mod tests {
         let cancel = CancellationToken::new();
         cancel.cancel();
         assert!(gate.enter(&cancel).await.unwrap().is_none());
-        assert_eq!(gate.load(), Load { running: 1, waiting: 0 });
+        assert_eq!(
+            gate.load(),
+            Load {
+                running: 1,
+                waiting: 0
+            }
+        );
     }
 }
