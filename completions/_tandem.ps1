@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check config, keys, provider reachability and the local model')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -550,6 +551,23 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'tandem;serve' {
+            [CompletionResult]::new('--host', '--host', [CompletionResultType]::ParameterName, 'Address to listen on (default: serve.host, 127.0.0.1); any but loopback needs a token')
+            [CompletionResult]::new('--port', '--port', [CompletionResultType]::ParameterName, 'Port to listen on (default: serve.port, 8080)')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
+            [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
+            [CompletionResult]::new('--model', '--model', [CompletionResultType]::ParameterName, 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given')
+            [CompletionResult]::new('--theme', '--theme', [CompletionResultType]::ParameterName, 'Colour theme (a file in themes/ or the user''s themes directory)')
+            [CompletionResult]::new('--log-level', '--log-level', [CompletionResultType]::ParameterName, 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG')
+            [CompletionResult]::new('--token-from-keyring', '--token-from-keyring', [CompletionResultType]::ParameterName, 'Require the bearer token stored with `tandem auth set serve` (TANDEM_SERVE_TOKEN also works)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Log each request as one JSON object on stderr')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
+            [CompletionResult]::new('--no-pull', '--no-pull', [CompletionResultType]::ParameterName, 'Never download the local model, even when it is missing')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'tandem;completions' {
             [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml')
             [CompletionResult]::new('--route', '--route', [CompletionResultType]::ParameterName, 'Where prompts go: decided per prompt, or pinned to one tier')
@@ -572,6 +590,7 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('history', 'history', [CompletionResultType]::ParameterValue, 'Browse, search, export and delete saved conversations')
             [CompletionResult]::new('stats', 'stats', [CompletionResultType]::ParameterValue, 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Check config, keys, provider reachability and the local model')
+            [CompletionResult]::new('serve', 'serve', [CompletionResultType]::ParameterValue, 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -674,6 +693,9 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             break
         }
         'tandem;help;doctor' {
+            break
+        }
+        'tandem;help;serve' {
             break
         }
         'tandem;help;completions' {

@@ -45,6 +45,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand history 'Browse, search, export and delete saved conversations'
             cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
             cand doctor 'Check config, keys, provider reachability and the local model'
+            cand serve 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -490,6 +491,22 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'tandem;serve'= {
+            cand --host 'Address to listen on (default: serve.host, 127.0.0.1); any but loopback needs a token'
+            cand --port 'Port to listen on (default: serve.port, 8080)'
+            cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
+            cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
+            cand --model 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model''s name when one provider lists it; pins the route to its tier unless --route is given'
+            cand --theme 'Colour theme (a file in themes/ or the user''s themes directory)'
+            cand --log-level 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG'
+            cand --token-from-keyring 'Require the bearer token stored with `tandem auth set serve` (TANDEM_SERVE_TOKEN also works)'
+            cand --json 'Log each request as one JSON object on stderr'
+            cand -q 'Print nothing on stderr but errors'
+            cand --quiet 'Print nothing on stderr but errors'
+            cand --no-pull 'Never download the local model, even when it is missing'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'tandem;completions'= {
             cand --config 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml'
             cand --route 'Where prompts go: decided per prompt, or pinned to one tier'
@@ -511,6 +528,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand history 'Browse, search, export and delete saved conversations'
             cand stats 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
             cand doctor 'Check config, keys, provider reachability and the local model'
+            cand serve 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -586,6 +604,8 @@ set edit:completion:arg-completer[tandem] = {|@words|
         &'tandem;help;stats'= {
         }
         &'tandem;help;doctor'= {
+        }
+        &'tandem;help;serve'= {
         }
         &'tandem;help;completions'= {
         }

@@ -16,6 +16,7 @@ pub struct ChatRequest {
     pub model: Option<String>,
     pub max_tokens: Option<usize>,
     pub temperature: Option<f64>,
+    pub sampling: Sampling,
 }
 
 impl ChatRequest {
@@ -25,8 +26,20 @@ impl ChatRequest {
             model: None,
             max_tokens: None,
             temperature: None,
+            sampling: Sampling::default(),
         }
     }
+}
+
+/// Sampling an API client may ask for beyond the cap and the temperature (`tandem serve`).
+/// Each tier honours what it can; the README says which.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sampling {
+    pub top_p: Option<f64>,
+    /// Strings that end the answer where they would begin (not included in it).
+    pub stop: Vec<String>,
+    /// Forwarded to the cloud; the in-process engine has one random generator for all requests.
+    pub seed: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +86,14 @@ pub enum BackendError {
     Unavailable(String),
     #[error("the local engine failed: {0}")]
     Engine(String),
+    /// The in-process engine's queue is full; try again after about this many seconds.
+    #[error(
+        "the local model is busy: {waiting} requests are already waiting; try again in {retry_after_secs} s"
+    )]
+    Busy {
+        waiting: usize,
+        retry_after_secs: u64,
+    },
 }
 
 pub type EventStream = BoxStream<'static, Result<StreamEvent, BackendError>>;

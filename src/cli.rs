@@ -115,6 +115,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts
+    Serve(ServeCmd),
     /// Print a shell completion script
     #[command(hide = true)]
     Completions {
@@ -234,6 +236,22 @@ pub struct StatsCmd {
     #[arg(long)]
     pub month: bool,
     /// Print the figures as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeCmd {
+    /// Address to listen on (default: serve.host, 127.0.0.1); any but loopback needs a token
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<String>,
+    /// Port to listen on (default: serve.port, 8080)
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Require the bearer token stored with `tandem auth set serve` (TANDEM_SERVE_TOKEN also works)
+    #[arg(long)]
+    pub token_from_keyring: bool,
+    /// Log each request as one JSON object on stderr
     #[arg(long)]
     pub json: bool,
 }

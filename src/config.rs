@@ -4,6 +4,7 @@
 mod defaults;
 pub mod load;
 pub mod paths;
+mod serve;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Layer, LoadOptions, Loaded, load};
 pub use paths::Paths;
+pub use serve::ServeConfig;
 
 /// The built-in defaults, which double as the documented reference.
 pub const DEFAULT_TOML: &str = include_str!("config/default.toml");
@@ -66,6 +68,7 @@ pub struct ConfigFile {
     pub budget: BudgetConfig,
     pub print: PrintConfig,
     pub attach: AttachConfig,
+    pub serve: ServeConfig,
     #[serde(default)]
     pub keys: BTreeMap<String, String>,
     #[serde(default)]
@@ -250,6 +253,7 @@ pub struct Config {
     pub budget: BudgetConfig,
     pub print: PrintConfig,
     pub attach: AttachConfig,
+    pub serve: ServeConfig,
     pub keys: BTreeMap<String, String>,
     pub providers: Vec<Provider>,
     pub models: BTreeMap<String, ModelEntryFile>,
@@ -374,6 +378,7 @@ pub(crate) fn resolve(
         budget: raw.budget,
         print: raw.print,
         attach: raw.attach,
+        serve: raw.serve,
         keys: raw.keys,
         providers,
         models: raw.models,

@@ -15,6 +15,7 @@ pub mod roles;
 pub mod router;
 pub mod sanitize;
 pub mod secrets;
+pub mod serve;
 pub mod session;
 pub mod tiers;
 pub mod tui;

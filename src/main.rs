@@ -71,7 +71,10 @@ fn main() -> ExitCode {
     match run(cli, loaded) {
         Ok(code) => code,
         // Input refused at the boundary (`tandem route` over the stdin cap) is a usage error.
-        Err(e) if e.downcast_ref::<tandem::print::InputError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<tandem::print::InputError>().is_some()
+                || e.downcast_ref::<tandem::serve::ServeError>().is_some() =>
+        {
             usage_error(&one_line(&e))
         }
         Err(e) => {
@@ -103,6 +106,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
         Some(Command::Doctor { json }) => {
             runtime()?.block_on(commands::doctor::run(&loaded, json))?
         }
+        Some(Command::Serve(args)) => runtime()?.block_on(serve(cfg, args))?,
         Some(Command::Completions { .. }) => unreachable!("handled before config is loaded"),
         None => {
             let one_shot = cli.print.prompt.is_some() || !std::io::stdin().is_terminal();
@@ -122,6 +126,29 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem serve`: the token comes from the keyring when asked, else from TANDEM_SERVE_TOKEN.
+async fn serve(cfg: &config::Config, args: tandem::cli::ServeCmd) -> anyhow::Result<()> {
+    let token = if args.token_from_keyring {
+        let t = tandem::secrets::serve_token()?;
+        Some(t.ok_or_else(|| {
+            anyhow::anyhow!("no token in the keyring: store one with `tandem auth set serve`")
+        })?)
+    } else {
+        std::env::var("TANDEM_SERVE_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+            .map(tandem::secrets::Redacted::new)
+    };
+    let opts = tandem::serve::ServeOptions {
+        host: args.host,
+        port: args.port,
+        token,
+        json_logs: args.json,
+    };
+    tandem::serve::run(cfg, opts).await
 }
 
 /// Environment the engine reads once, set from main before any other thread exists (so

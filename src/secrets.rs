@@ -114,6 +114,21 @@ pub fn remove(provider: &str) -> Result<bool, SecretError> {
     }
 }
 
+/// The keyring user under which `tandem auth set serve` keeps the bearer token of `tandem serve`.
+pub const SERVE_TOKEN_USER: &str = "serve";
+
+/// The bearer token of `tandem serve` from the keyring (`--token-from-keyring`).
+pub fn serve_token() -> Result<Option<Redacted>, SecretError> {
+    match entry(SERVE_TOKEN_USER)?.get_password() {
+        Ok(t) if !t.trim().is_empty() => Ok(Some(Redacted(t.trim().to_string()))),
+        Ok(_) | Err(keyring::Error::NoEntry) => Ok(None),
+        Err(e) => Err(SecretError::Keyring {
+            provider: SERVE_TOKEN_USER.into(),
+            reason: one_line(&e),
+        }),
+    }
+}
+
 fn from_keyring(provider: &str) -> Option<Redacted> {
     entry(provider).ok()?.get_password().ok().map(Redacted)
 }

@@ -1,5 +1,5 @@
-//! The turn pipeline shared by every front-end (the chat screen, one-shot mode, and later an
-//! HTTP server): load the conversation, route everything that would be sent, check privacy and
+//! The turn pipeline shared by every front-end (the chat screen, one-shot mode, and the HTTP
+//! server, `tandem serve`): load the conversation, route everything that would be sent, check privacy and
 //! budget, stream the answer (and the cloud's second answer when a weak local one escalates),
 //! and record the turn, its usage and its cost. It speaks only in `TurnEvent`s; the front-ends
 //! render them and repeat none of this. No terminal and no HTTP code here.
@@ -19,7 +19,7 @@ use futures::stream::BoxStream;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
-use crate::backend::BackendError;
+use crate::backend::{BackendError, Sampling};
 use crate::chat::{Message, Usage};
 use crate::config::{Config, RouteMode};
 use crate::models::PullEvent;
@@ -70,6 +70,11 @@ pub struct TurnRequest {
     pub cloud_model: Option<String>,
     pub max_tokens: Option<usize>,
     pub temperature: Option<f64>,
+    /// An API client's top_p, stop and seed (`tandem serve`).
+    pub sampling: Sampling,
+    /// Whether a weak local answer may be answered again by the cloud. A streamed HTTP answer
+    /// cannot take back what it sent, so `tandem serve` turns this off for streams.
+    pub escalate: bool,
 }
 
 impl TurnRequest {
@@ -83,6 +88,8 @@ impl TurnRequest {
             cloud_model: None,
             max_tokens: None,
             temperature: None,
+            sampling: Sampling::default(),
+            escalate: true,
         }
     }
 }

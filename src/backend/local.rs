@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use futures::StreamExt;
-use mistralrs::{Model, RequestBuilder, Response, SamplingParams, TextMessageRole};
+use mistralrs::{Model, RequestBuilder, Response, SamplingParams, StopTokens, TextMessageRole};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -17,8 +17,17 @@ use crate::config::LocalDType;
 mod build;
 pub use build::PREFIX_CACHE_SEQS;
 mod confidence;
+mod gate;
 mod penalty;
 pub use confidence::Confidence;
+use gate::Gate;
+pub use gate::Load;
+
+/// How long a cancelled answer may wait for the engine to finish its prefill.
+const PREFILL_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
+/// Bounds on the wait for the engine to notice a cancelled answer after prefill.
+const SETTLE_MIN: std::time::Duration = std::time::Duration::from_millis(20);
+const SETTLE_MAX: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How the engine is built and how it samples; filled from `[local]` in config.
 #[derive(Debug, Clone)]
@@ -48,6 +57,7 @@ struct Inner {
     opts: LocalOptions,
     state: watch::Sender<EngineState>,
     model: OnceLock<Arc<Model>>,
+    gate: Arc<Gate>,
 }
 
 /// A handle to the engine; cheap to clone.
@@ -64,6 +74,8 @@ impl LocalEngine {
             opts,
             state,
             model: OnceLock::new(),
+            // Unbounded until a front-end that takes many requests at once sets a bound.
+            gate: Gate::new(usize::MAX),
         });
         let bg = inner.clone();
         let spawned = std::thread::Builder::new()
@@ -102,6 +114,16 @@ impl LocalEngine {
 
     pub fn options(&self) -> &LocalOptions {
         &self.inner.opts
+    }
+
+    /// Answers that may wait while one is generated; more are refused with `Busy`.
+    pub fn limit_queue(&self, waiting: usize) {
+        self.inner.gate.set_max_waiting(waiting);
+    }
+
+    /// Answers generating and waiting right now.
+    pub fn load(&self) -> Load {
+        self.inner.gate.load()
     }
 
     /// Waits until loading has finished, one way or the other.
@@ -171,7 +193,10 @@ impl LocalEngine {
             sampling.top_k = Some(1);
         } else {
             sampling.temperature = Some(temperature);
-            sampling.top_p = Some(o.top_p);
+            sampling.top_p = Some(req.sampling.top_p.unwrap_or(o.top_p));
+        }
+        if !req.sampling.stop.is_empty() {
+            sampling.stop_toks = Some(StopTokens::Seqs(req.sampling.stop.clone()));
         }
         rb = rb.set_sampling(sampling);
         if let Some(c) = confidence {
@@ -206,6 +231,13 @@ impl LocalEngine {
         tx: &mpsc::Sender<Result<StreamEvent, BackendError>>,
     ) -> Result<(), BackendError> {
         self.ready().await?;
+        // Held until this answer ends, however it ends: the next in line goes then.
+        let Some(_pass) = self.inner.gate.enter(&cancel).await? else {
+            let _ = tx
+                .send(Ok(StreamEvent::Done(FinishReason::Cancelled)))
+                .await;
+            return Ok(());
+        };
         let model = self
             .inner
             .model
@@ -226,6 +258,7 @@ impl LocalEngine {
             }))
             .await;
         let (mut first, mut last, mut deltas) = (None::<Instant>, started, 0usize);
+        let mut heard = false;
         let finish = loop {
             let resp = tokio::select! {
                 // Dropping `stream` closes mistralrs's channel, which cancels the sequence at
@@ -236,6 +269,7 @@ impl LocalEngine {
             let Some(resp) = resp else {
                 break FinishReason::Interrupted;
             };
+            heard = true;
             match resp {
                 Response::Chunk(chunk) => {
                     let Some(choice) = chunk.choices.first() else {
@@ -273,10 +307,24 @@ impl LocalEngine {
                 _ => {}
             }
         };
+        // mistral.rs drops a cancelled sequence only when it next fails to send a token, and
+        // until then the sequence still counts against the one-at-a-time gate. Before its first
+        // token it is in prefill, where the scheduler batches sequences of equal length (and
+        // the CPU kernels fail on such a batch: "input tensor is not contiguous"), so the next
+        // answer must not start until prefill is over; after it, one decode step lets the
+        // engine notice. `_pass` is held until this returns.
+        if !heard {
+            let _ = tokio::time::timeout(PREFILL_LIMIT, stream.next()).await;
+        }
         drop(stream);
         let usage = usage_from(None, started, first, last, deltas);
         let _ = tx.send(Ok(StreamEvent::Usage(usage))).await;
         let _ = tx.send(Ok(StreamEvent::Done(finish))).await;
+        let step = match (first, deltas) {
+            (Some(f), n) if n > 1 => (last - f) / (n as u32 - 1),
+            _ => SETTLE_MIN,
+        };
+        tokio::time::sleep((step * 2).clamp(SETTLE_MIN, SETTLE_MAX)).await;
         Ok(())
     }
 }

@@ -12,7 +12,8 @@ fn env_lookup(name: &str) -> Option<String> {
 }
 
 fn known(cfg: &Config, provider: &str) -> anyhow::Result<()> {
-    if cfg.provider(provider).is_none() {
+    // `serve` holds the bearer token of `tandem serve`, not a provider's key.
+    if cfg.provider(provider).is_none() && provider != crate::secrets::SERVE_TOKEN_USER {
         let names: Vec<&str> = cfg.providers.iter().map(|p| p.name.as_str()).collect();
         let hint = if names.is_empty() {
             "no providers are configured; add [providers.NAME] to the config (see `tandem config show`)".to_string()

@@ -1,6 +1,7 @@
 //! `tandem doctor`: one screen (or one JSON object with `--json`) saying whether tandem can
-//! work here: the config file, the keyring, the local model, and each provider's key and
-//! reachability. It only reads and probes; it never changes anything.
+//! work here: the config file, the keyring, the local model, each provider's key and
+//! reachability, and whether a `tandem serve` answers at the configured address. It only
+//! reads and probes; it never changes anything.
 
 use std::io::Write;
 
@@ -18,6 +19,8 @@ pub struct Report {
     pub local_model: LocalReport,
     pub local_engine: EngineReport,
     pub providers: Vec<ProviderReport>,
+    /// A `tandem serve` at the `[serve]` address, if one answers.
+    pub server: crate::serve::ServerReport,
 }
 
 /// Who answers local turns (`local.engine`), and for a server whether it answered the probe.
@@ -98,7 +101,8 @@ pub async fn collect(loaded: &Loaded) -> Report {
             }
         }
     });
-    let providers = futures::future::join_all(checks).await;
+    let (providers, server) =
+        futures::join!(futures::future::join_all(checks), crate::serve::probe(cfg));
     let local_engine = match &cfg.engine {
         Engine::InProcess => EngineReport {
             kind: "in-process",
@@ -130,6 +134,7 @@ pub async fn collect(loaded: &Loaded) -> Report {
         local_model: local(cfg),
         local_engine,
         providers,
+        server,
     }
 }
 
@@ -221,6 +226,7 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         )?,
         _ => writeln!(out, "engine     local turns run {} in process", e.model)?,
     }
+    writeln!(out, "serve      {}", r.server.line())?;
     if r.providers.is_empty() {
         writeln!(
             out,

@@ -16,6 +16,7 @@ impl Default for ConfigFile {
             budget: BudgetConfig::default(),
             print: PrintConfig::default(),
             attach: AttachConfig::default(),
+            serve: super::ServeConfig::default(),
             keys: Default::default(),
             providers: Default::default(),
             models: Default::default(),

@@ -11,6 +11,8 @@ pub const RESERVED_ENV: &[&str] = &[
     "TANDEM_MODELS_DIR",
     "TANDEM_TEST_VENV",
     "TANDEM_RELEASE_TARGET",
+    // The bearer token of `tandem serve`: a secret, never a config value.
+    "TANDEM_SERVE_TOKEN",
 ];
 
 #[derive(Debug, Clone)]

@@ -30,6 +30,7 @@ pub(super) struct Ask<'a> {
     pub cloud_model: Option<String>,
     pub max_tokens: Option<usize>,
     pub temperature: Option<f64>,
+    pub sampling: crate::backend::Sampling,
     /// Measures a local answer's token confidence, for the escalation judge.
     pub confidence: Option<Confidence>,
 }
@@ -155,6 +156,7 @@ pub(super) async fn answer(
     let mut request = ChatRequest::new(ask.messages);
     request.max_tokens = ask.max_tokens;
     request.temperature = ask.temperature;
+    request.sampling = ask.sampling;
     if tier == Target::Cloud {
         request.model = ask.cloud_model;
     }
@@ -189,7 +191,11 @@ pub(super) async fn answer(
             Ok(StreamEvent::Done(f)) => finish = Some(f),
             Err(e) => {
                 failure = Some(match e {
-                    BackendError::NotReady(_) | BackendError::Unavailable(_) if text.is_empty() => {
+                    BackendError::NotReady(_)
+                    | BackendError::Unavailable(_)
+                    | BackendError::Busy { .. }
+                        if text.is_empty() =>
+                    {
                         Failure::NoTier
                     }
                     _ => Failure::Model,

@@ -85,6 +85,7 @@ async fn go(
         cloud_model: req.cloud_model.clone(),
         max_tokens: req.max_tokens,
         temperature: req.temperature,
+        sampling: req.sampling.clone(),
         confidence,
     };
     let first = answer::answer(
@@ -94,7 +95,11 @@ async fn go(
         emit,
     )
     .await;
-    let Some(esc) = escalation(inner, &l, &decision, &first, confidence, conversation).await else {
+    let esc = match req.escalate {
+        true => escalation(inner, &l, &decision, &first, confidence, conversation).await,
+        false => None,
+    };
+    let Some(esc) = esc else {
         return Ok(finish_of(&first));
     };
     if cancel.is_cancelled() {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_openai::error::OpenAIError;
 use async_openai::types::chat::{
     ChatCompletionRequestMessage, ChatCompletionStreamOptions, CompletionUsage,
-    CreateChatCompletionRequest, FinishReason as WireFinish,
+    CreateChatCompletionRequest, FinishReason as WireFinish, StopConfiguration,
 };
 use futures::StreamExt;
 use tokio::sync::mpsc::UnboundedSender;
@@ -92,6 +92,10 @@ pub fn build_request(
         // (llama.cpp, vLLM, Ollama, OpenRouter) understands; `max_completion_tokens` is not.
         max_tokens: Some(max_tokens.min(u32::MAX as usize) as u32),
         temperature: req.temperature.map(|t| t as f32),
+        top_p: req.sampling.top_p.map(|p| p as f32),
+        stop: (!req.sampling.stop.is_empty())
+            .then(|| StopConfiguration::StringArray(req.sampling.stop.clone())),
+        seed: req.sampling.seed,
         ..Default::default()
     }
 }
