@@ -43,6 +43,9 @@ _tandem() {
             tandem,route)
                 cmd="tandem__subcmd__route"
                 ;;
+            tandem,stats)
+                cmd="tandem__subcmd__stats"
+                ;;
             tandem__subcmd__auth,help)
                 cmd="tandem__subcmd__auth__subcmd__help"
                 ;;
@@ -117,6 +120,9 @@ _tandem() {
                 ;;
             tandem__subcmd__help,route)
                 cmd="tandem__subcmd__help__subcmd__route"
+                ;;
+            tandem__subcmd__help,stats)
+                cmd="tandem__subcmd__help__subcmd__stats"
                 ;;
             tandem__subcmd__help__subcmd__auth,remove)
                 cmd="tandem__subcmd__help__subcmd__auth__subcmd__remove"
@@ -278,7 +284,7 @@ _tandem() {
 
     case "${cmd}" in
         tandem)
-            opts="-q -p -c -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --help --version config auth models roles route history doctor completions help"
+            opts="-q -p -c -f -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --file --system --role --help --version config auth models roles route history stats doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -313,6 +319,22 @@ _tandem() {
                     return 0
                     ;;
                 --conversation)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --system)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --role)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -804,7 +826,7 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help)
-            opts="config auth models roles route history doctor completions help"
+            opts="config auth models roles route history stats doctor completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1196,6 +1218,20 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help__subcmd__route)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2036,7 +2072,45 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__route)
-            opts="-q -h --batch --json --config --route --model --theme --log-level --quiet --no-pull --help"
+            opts="-q -h --batch --stats --json --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --stats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__stats)
+            opts="-q -h --day --week --month --json --config --route --model --theme --log-level --quiet --no-pull --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
