@@ -319,7 +319,8 @@ fn routing_with_a_100_kb_attachment_is_timed() {
     let mut times = Vec::new();
     for _ in 0..7 {
         let t = Instant::now();
-        let a = tandem::attach::load_with(&[file.clone()], caps, &mut std::io::empty()).unwrap();
+        let a = tandem::attach::load_with(std::slice::from_ref(&file), caps, &mut std::io::empty())
+            .unwrap();
         let loaded = t.elapsed();
         let text = tandem::attach::render_all(&a, "what does this do?");
         let f = tandem::router::features(&text, &[]);
