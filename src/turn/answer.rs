@@ -185,8 +185,9 @@ pub(super) async fn answer(
             }
             Ok(StreamEvent::Delta(d)) => {
                 text.push_str(&d);
-                // The first token is on disk before it is shown; later ones once a second.
-                rec.progress(&text, false);
+                // The first token is on disk before it is shown (forced: the empty answer was
+                // saved less than a second ago); later ones once a second.
+                rec.progress(&text, text.len() == d.len());
                 emit(TurnEvent::Delta(d));
             }
             Ok(StreamEvent::Usage(u)) => usage = Some(u),
