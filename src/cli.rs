@@ -79,6 +79,20 @@ pub struct PrintArgs {
     /// Keep this conversation on this machine: never routed to the cloud
     #[arg(long)]
     pub private: bool,
+
+    /// Attach a file or a directory (walked, .gitignore respected) ahead of the prompt; - is
+    /// stdin; repeatable
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+
+    /// A system prompt for this turn (after the role's, with --role)
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+
+    /// Answer as this role: its system prompt and settings (`tandem roles list`); saved with
+    /// the conversation, so -c keeps it
+    #[arg(long, value_name = "NAME")]
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

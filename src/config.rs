@@ -203,8 +203,11 @@ pub struct ModelSpec {
     pub output_price: f64,
 }
 
+/// A provider model's window when its `models` entry does not say.
+pub const DEFAULT_CONTEXT_WINDOW: usize = 8192;
+
 fn default_context() -> usize {
-    8192
+    DEFAULT_CONTEXT_WINDOW
 }
 
 /// A provider after validation: the URL parsed and checked against the insecure-http rule.

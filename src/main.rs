@@ -109,7 +109,9 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
         Some(Command::Serve(args)) => runtime()?.block_on(serve(cfg, args))?,
         Some(Command::Completions { .. }) => unreachable!("handled before config is loaded"),
         None => {
-            let one_shot = cli.print.prompt.is_some() || !std::io::stdin().is_terminal();
+            let one_shot = cli.print.prompt.is_some()
+                || !cli.print.files.is_empty()
+                || !std::io::stdin().is_terminal();
             if one_shot {
                 let opts = tandem::print::PrintOptions {
                     prompt: cli.print.prompt,
@@ -118,6 +120,11 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
                     conversation: cli.print.conversation,
                     private: cli.print.private,
                     quiet: cli.global.quiet,
+                    files: cli.print.files,
+                    system: cli.print.system,
+                    role: cli.print.role,
+                    route_given: cli.global.route.is_some(),
+                    model_given: cli.global.model.is_some(),
                 };
                 let code = runtime()?.block_on(tandem::print::run(cfg, opts));
                 return Ok(ExitCode::from(code as u8));

@@ -20,6 +20,7 @@ use crate::turn::{
 };
 
 mod input;
+mod prepare;
 mod report;
 pub use input::{InputError, read_capped, read_input};
 use report::{Report, pull_reporter};
@@ -45,6 +46,13 @@ pub struct PrintOptions {
     pub conversation: Option<String>,
     pub private: bool,
     pub quiet: bool,
+    /// `-f` paths, in order; `-` is stdin.
+    pub files: Vec<std::path::PathBuf>,
+    pub system: Option<String>,
+    pub role: Option<String>,
+    /// `--route` and `--model` were given, so a role's settings do not replace them.
+    pub route_given: bool,
+    pub model_given: bool,
 }
 
 fn fail(code: Exit, msg: impl std::fmt::Display) -> Exit {
@@ -53,14 +61,21 @@ fn fail(code: Exit, msg: impl std::fmt::Display) -> Exit {
 }
 
 pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
+    // Attachments are read first and whole: a bad one stops the run before anything is sent.
+    let attachments = match crate::attach::load(&opts.files, (&cfg.attach).into()) {
+        Ok(a) => a,
+        Err(e) => return fail(Exit::Usage, e),
+    };
     let stdin = std::io::stdin();
-    let piped = !stdin.is_terminal();
+    let piped = !stdin.is_terminal() && !opts.files.iter().any(|f| f.as_os_str() == "-");
     let prompt = match read_input(
         opts.prompt.as_deref(),
         piped.then_some(stdin.lock()),
         cfg.print.max_stdin_bytes,
     ) {
         Ok(p) => p,
+        // Attachments alone are a question too ("-f notes.md" answers about the file).
+        Err(InputError::Empty) if !attachments.is_empty() => String::new(),
         Err(e) => return fail(Exit::Usage, e),
     };
     let status = std::io::stderr().is_terminal() && !opts.quiet;
@@ -87,6 +102,22 @@ pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
     } else {
         Thread::New
     };
+    // A continued conversation keeps its role unless --role names another.
+    let saved_role = match &thread {
+        Thread::Stored(id) => store.conversation(*id).ok().and_then(|c| c.role),
+        _ => None,
+    };
+    let prepared = match prepare::with_role(
+        cfg,
+        opts.role.as_deref().or(saved_role.as_deref()),
+        opts.system.as_deref(),
+        opts.route_given,
+        opts.model_given,
+    ) {
+        Ok(p) => p,
+        Err(e) => return fail(Exit::Usage, e),
+    };
+    let cfg = &prepared.cfg;
     let tiers = match Tiers::new(cfg) {
         Ok(t) => t,
         Err(e) => return fail(Exit::Usage, e),
@@ -99,9 +130,32 @@ pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
     );
     let mut request = TurnRequest::new(thread, Ask::Prompt(prompt), RouteRequest::Mode(cfg.route));
     request.private = opts.private;
+    if status {
+        for a in &attachments {
+            eprintln!("+ {}", one_line(&a.summary()));
+        }
+    }
+    let summaries = attachments.iter().map(|a| a.summary()).collect();
+    request.attachments = attachments;
+    request.system = prepared.system;
+    request.role = prepared.role;
+    request.temperature = prepared.temperature;
+    request.max_tokens = prepared.max_tokens;
     let cancel = CancellationToken::new();
     let events = pipeline.start(request, cancel.clone());
-    render(events, cancel, &opts, status, &mut std::io::stdout().lock()).await
+    let report = Report {
+        attachments: summaries,
+        ..Report::default()
+    };
+    render(
+        events,
+        cancel,
+        &opts,
+        status,
+        report,
+        &mut std::io::stdout().lock(),
+    )
+    .await
 }
 
 /// Renders the turn's events until `Done`. A signal or a closed stdout cancels the answer;
@@ -111,10 +165,10 @@ async fn render(
     cancel: CancellationToken,
     opts: &PrintOptions,
     status: bool,
+    mut report: Report,
     out: &mut dyn Write,
 ) -> Exit {
     let echo = !opts.json;
-    let mut report = Report::default();
     let (mut stopped_by, mut reader_gone, mut open_line) = (None, false, false);
     let (mut term, mut hup) = match (
         signal(SignalKind::terminate()),
@@ -179,6 +233,12 @@ async fn render(
                     cancel.cancel();
                 }
                 report.escalation = Some(esc);
+            }
+            TurnEvent::Trimmed(t) => {
+                if !opts.quiet {
+                    eprintln!("tandem: {}", one_line(&t.words()));
+                }
+                report.trim = Some(t);
             }
             TurnEvent::Notice(n) => {
                 if !opts.quiet {
@@ -267,6 +327,7 @@ mod tests {
             cancel.clone(),
             &PrintOptions::default(),
             false,
+            Report::default(),
             &mut out,
         )
         .await;
@@ -293,6 +354,7 @@ mod tests {
             CancellationToken::new(),
             &PrintOptions::default(),
             false,
+            Report::default(),
             &mut out,
         )
         .await;

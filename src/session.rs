@@ -10,11 +10,13 @@ use serde::Serialize;
 
 use crate::chat::{Message, Role, Usage};
 
+mod attachments;
 mod file;
 mod ledger;
 mod migrations;
 mod reads;
 
+pub use attachments::StoredAttachment;
 pub use ledger::{DAY, Spend, SpendId, SpendRow, Totals, day_start, month_start};
 
 use file::{BUSY_TIMEOUT, is_busy, restrict_mode};
@@ -40,6 +42,8 @@ pub struct Conversation {
     pub updated_at: i64,
     pub pin: Option<String>,
     pub private: bool,
+    /// The role the conversation runs with (`--role`, `/role`); restored with it.
+    pub role: Option<String>,
 }
 
 /// A conversation with what the sidebar and `history list` show.
@@ -71,6 +75,8 @@ pub struct Turn {
     pub content: String,
     pub meta: TurnMeta,
     pub interrupted: bool,
+    /// A prompt's attachments, as they were sent.
+    pub attachments: Vec<StoredAttachment>,
     /// False while an answer is still streaming (or when its process died mid-stream).
     pub complete: bool,
     pub created_at: i64,
@@ -334,40 +340,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn turns(&self, conv: ConversationId) -> Result<Vec<Turn>, SessionError> {
-        let mut st = self.conn.prepare(
-            "SELECT id, role, content, target, provider, model, reasons, prompt_tokens, completion_tokens,
-                    ttft_ms, tokens_per_s, cost_usd, saved_usd, interrupted, complete, created_at
-             FROM turns WHERE conversation_id = ?1 ORDER BY id",
-        )?;
-        let rows = st.query_map([conv], |r| {
-            let role = match r.get::<_, String>(1)?.as_str() {
-                "user" => Role::User,
-                "system" => Role::System,
-                _ => Role::Assistant,
-            };
-            let usage = usage_at(r, 7)?;
-            Ok(Turn {
-                id: r.get(0)?,
-                role,
-                content: r.get(2)?,
-                meta: TurnMeta {
-                    target: r.get(3)?,
-                    provider: r.get(4)?,
-                    model: r.get(5)?,
-                    reasons: r.get(6)?,
-                    usage: (role == Role::Assistant).then_some(usage),
-                    cost_usd: r.get(11)?,
-                    saved_usd: r.get(12)?,
-                },
-                interrupted: r.get(13)?,
-                complete: r.get(14)?,
-                created_at: r.get(15)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// The conversation as chat messages, for the next request.
     pub fn messages(&self, conv: ConversationId) -> Result<Vec<Message>, SessionError> {
         Ok(self
@@ -386,7 +358,7 @@ impl Store {
 }
 
 const CONV_SELECT: &str =
-    "SELECT id, title, created_at, updated_at, pin, private FROM conversations";
+    "SELECT id, title, created_at, updated_at, pin, private, role FROM conversations";
 
 /// Usage from four columns starting at `first`: prompt and completion tokens, TTFT, tok/s.
 pub(crate) fn usage_at(r: &rusqlite::Row, first: usize) -> rusqlite::Result<Usage> {
@@ -406,6 +378,7 @@ pub(crate) fn conv_row(r: &rusqlite::Row) -> rusqlite::Result<Conversation> {
         updated_at: r.get(3)?,
         pin: r.get(4)?,
         private: r.get(5)?,
+        role: r.get(6)?,
     })
 }
 

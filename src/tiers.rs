@@ -100,7 +100,9 @@ impl Tiers {
                 Engine::InProcess => cfg.local.model.clone(),
                 Engine::Server(m) => m.to_string(),
             },
-            local_context: FALLBACK_CONTEXT,
+            // A local server's window is in the config, known before anything starts; the
+            // in-process model's is read from its header when it starts.
+            local_context: server_window(cfg).unwrap_or(FALLBACK_CONTEXT),
             local_reserve: cfg.local.max_tokens,
             price: CloudPrice::cheapest(cfg),
         })
@@ -268,8 +270,15 @@ impl Tiers {
             local,
             local_context_window: self.local_context,
             conversation_tokens: router::conversation_tokens(prompt, history),
+            // The system prompt is never dropped, so it counts with the turn.
             turn_tokens: crate::context::need(
-                crate::chat::estimate_tokens(prompt) + crate::context::MESSAGE_OVERHEAD,
+                crate::chat::estimate_tokens(prompt)
+                    + crate::context::MESSAGE_OVERHEAD
+                    + history
+                        .iter()
+                        .filter(|m| m.role == crate::chat::Role::System)
+                        .map(crate::context::message_tokens)
+                        .sum::<usize>(),
                 self.local_reserve,
             ),
             budget: ctx.budget,
@@ -356,6 +365,16 @@ fn local_server(cfg: &Config) -> Option<(CloudBackend, usize)> {
     let window = p.models.first()?.context_window;
     let env = |k: &str| std::env::var(k).ok();
     Some((CloudBackend::from_providers(&[p], &env), window))
+}
+
+/// The `local.engine` server's window: its chosen model's, else its first model's.
+fn server_window(cfg: &Config) -> Option<usize> {
+    let Engine::Server(m) = &cfg.engine else {
+        return None;
+    };
+    let p = cfg.provider(&m.provider)?;
+    let chosen = p.models.iter().find(|s| s.name == m.model);
+    chosen.or(p.models.first()).map(|s| s.context_window)
 }
 
 fn server_down(s: &CloudBackend) -> bool {

@@ -12,6 +12,7 @@ pub mod badge;
 pub mod context;
 pub mod guard;
 mod run;
+mod window;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -19,6 +20,7 @@ use futures::stream::BoxStream;
 use tokio::sync::RwLock;
 use tokio_util::sync::CancellationToken;
 
+use crate::attach::Attachment;
 use crate::backend::{BackendError, Sampling};
 use crate::chat::{Message, Usage};
 use crate::config::{Config, RouteMode};
@@ -75,6 +77,13 @@ pub struct TurnRequest {
     /// Whether a weak local answer may be answered again by the cloud. A streamed HTTP answer
     /// cannot take back what it sent, so `tandem serve` turns this off for streams.
     pub escalate: bool,
+    /// Read by the front-end (`-f`, `@path`) before the turn; sent ahead of the prompt and
+    /// stored with it.
+    pub attachments: Vec<Attachment>,
+    /// The system prompt that opens the request (`--system`, a role's prompt).
+    pub system: Option<String>,
+    /// The role this conversation runs with, saved on it so it comes back with it.
+    pub role: Option<String>,
 }
 
 impl TurnRequest {
@@ -90,6 +99,9 @@ impl TurnRequest {
             temperature: None,
             sampling: Sampling::default(),
             escalate: true,
+            attachments: Vec::new(),
+            system: None,
+            role: None,
         }
     }
 }
@@ -120,11 +132,38 @@ pub enum TurnEvent {
     Failed(TurnError),
     /// An answer ended, recorded, with its measures.
     Answered(Answer),
+    /// Earlier turns were left out so the request fits the answering model's window; the
+    /// transcript marks the cut.
+    Trimmed(Trim),
     /// The local answer looked weak: the cloud answers the same prompt next.
     Escalated(Escalation),
     /// Something the user should know that does not stop the turn (history not saved ...).
     Notice(String),
     Done(Done),
+}
+
+/// How a request was cut to its model's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trim {
+    /// Earlier turns (a prompt with its answer) left out, the oldest first.
+    pub dropped_turns: usize,
+    /// Estimated tokens of what is sent.
+    pub tokens: usize,
+    /// The model's window, and the part of it kept free for the answer.
+    pub window: usize,
+    pub reserve: usize,
+    pub model: String,
+}
+
+impl Trim {
+    /// One line for a transcript.
+    pub fn words(&self) -> String {
+        let s = if self.dropped_turns == 1 { "" } else { "s" };
+        format!(
+            "{} earlier turn{s} left out to fit {}'s {}-token window (~{} tokens sent, {} kept for the answer)",
+            self.dropped_turns, self.model, self.window, self.tokens, self.reserve
+        )
+    }
 }
 
 /// One finished (or cut-off) answer.

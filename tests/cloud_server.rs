@@ -4,6 +4,8 @@
 //! `~/.cache/tandem-models`) on 127.0.0.1. A missing venv or model fails the test: scripts/test
 //! installs both.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -300,4 +302,37 @@ async fn doctor_check_reaches_the_server() {
     assert!(r.ok, "{r:?}");
     assert_eq!(r.status, Some(200));
     assert!(r.latency_ms < 2000);
+}
+
+/// The server as the local tier (`local.engine`), end to end through one-shot mode: a private
+/// prompt is answered there and reported as local, at no cost.
+#[tokio::test]
+async fn a_local_tier_server_answers_a_private_one_shot_as_local() {
+    let (s, _turn) = server().await;
+    let sb = common::Sandbox::new();
+    sb.write_config(&format!(
+        "[local]\nengine = \"llamacpp\"\nmax_tokens = 16\n\
+         [providers.llamacpp]\nbase_url = \"{}\"\ntier = \"local\"\n\
+         models = [{{ name = \"smollm2\", context_window = 2048 }}]\n",
+        s.base_url()
+    ));
+    let out = tokio::task::spawn_blocking(move || {
+        sb.cmd()
+            .args(["--private", "-p", "Say hello.", "--json"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!v["answer"].as_str().unwrap().is_empty(), "{v}");
+    assert_eq!(v["route"]["target"], "local", "{v}");
+    assert_eq!(v["route"]["provider"], "llamacpp", "{v}");
+    assert_eq!(v["cost_usd"], 0.0);
 }

@@ -40,8 +40,15 @@ pub fn run(cmd: &HistoryCmd, cfg: &Config) -> anyhow::Result<()> {
         HistoryCmd::Show { conversation } => {
             let c = store.find(conversation)?;
             writeln!(out, "# {} (#{})\n", one_line(&c.title), c.id)?;
+            if let Some(role) = &c.role {
+                writeln!(out, "role: {}\n", one_line(role))?;
+            }
             for t in store.turns(c.id)? {
-                writeln!(out, "{}\n{}\n", heading(&t), for_terminal(&t.content))?;
+                writeln!(out, "{}", heading(&t))?;
+                for a in &t.attachments {
+                    writeln!(out, "+ {}", one_line(&a.summary))?;
+                }
+                writeln!(out, "{}\n", for_terminal(&t.content))?;
             }
         }
         HistoryCmd::Search { text } => {

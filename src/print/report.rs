@@ -19,6 +19,10 @@ pub(super) struct Report {
     /// One answer, or two when the first escalated.
     pub answers: Vec<crate::turn::Answer>,
     pub escalation: Option<Escalation>,
+    /// Where the last request was cut to its window, if it was.
+    pub trim: Option<crate::turn::Trim>,
+    /// Each attachment's compact line (path, size, tokens).
+    pub attachments: Vec<String>,
 }
 
 impl Report {
@@ -61,6 +65,17 @@ impl Report {
             "conversation_id": self.conversation,
             "interrupted": a.interrupted,
         });
+        if !self.attachments.is_empty() {
+            v["attachments"] = json!(self.attachments);
+        }
+        if let Some(t) = &self.trim {
+            v["context"] = json!({
+                "dropped_turns": t.dropped_turns,
+                "tokens": t.tokens,
+                "window": t.window,
+                "reserve": t.reserve,
+            });
+        }
         if let (Some(esc), [local, _]) = (&self.escalation, &self.answers[..]) {
             v["escalation"] = json!({
                 "reason": esc.reason,

@@ -19,6 +19,8 @@ pub struct Tally {
     pub started: Option<(Target, String, String)>,
     pub answers: Vec<Answer>,
     pub escalated: Option<String>,
+    /// Earlier messages left out to fit the answering model's window.
+    pub dropped_turns: usize,
     refusal: Option<String>,
     failure: Option<TurnError>,
     pub finish: Option<Finish>,
@@ -48,6 +50,7 @@ impl Tally {
                 self.escalated = Some(e.message);
                 self.text.clear();
             }
+            TurnEvent::Trimmed(t) => self.dropped_turns = t.dropped_turns,
             TurnEvent::Opened { .. } | TurnEvent::Notice(_) => {}
             TurnEvent::Done(d) => self.finish = Some(d.finish),
         }
@@ -155,6 +158,7 @@ impl Tally {
             "cost_usd": self.cost_usd(),
             "saved_usd": self.answers.iter().map(|a| a.badge.saved_usd).sum::<f64>(),
             "escalated": self.escalated,
+            "dropped_turns": self.dropped_turns,
             "interrupted": self.answers.last().is_some_and(|a| a.interrupted)
                 && self.finish != Some(Finish::Answered),
         })

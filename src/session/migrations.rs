@@ -66,6 +66,10 @@ const STEPS: &[&str] = &[
      SELECT created_at, conversation_id, id, target, provider, model, prompt_tokens,
         completion_tokens, ttft_ms, tokens_per_s, cost_usd, saved_usd, complete = 0
      FROM turns WHERE role = 'assistant' AND target IS NOT NULL;",
+    // 3: a prompt's attachments (JSON: path, summary line, the text the model was sent) and a
+    // conversation's role, which comes back with it. NULL in older rows: none.
+    "ALTER TABLE turns ADD COLUMN attachments TEXT;
+     ALTER TABLE conversations ADD COLUMN role TEXT;",
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {

@@ -1,14 +1,54 @@
-//! The history's cross-conversation reads: the list for the sidebar and `history list`,
+//! The history's reads: a conversation's turns, the list for the sidebar and `history list`,
 //! full-text search.
 
 use rusqlite::params;
 
-use super::{SearchHit, SessionError, Store, Summary, conv_row};
+use super::{
+    ConversationId, SearchHit, SessionError, Store, Summary, Turn, TurnMeta, attachments, conv_row,
+    usage_at,
+};
+use crate::chat::Role;
 
 impl Store {
+    pub fn turns(&self, conv: ConversationId) -> Result<Vec<Turn>, SessionError> {
+        let mut st = self.conn.prepare(
+            "SELECT id, role, content, target, provider, model, reasons, prompt_tokens, completion_tokens,
+                    ttft_ms, tokens_per_s, cost_usd, saved_usd, interrupted, complete, created_at,
+                    attachments
+             FROM turns WHERE conversation_id = ?1 ORDER BY id",
+        )?;
+        let rows = st.query_map([conv], |r| {
+            let role = match r.get::<_, String>(1)?.as_str() {
+                "user" => Role::User,
+                "system" => Role::System,
+                _ => Role::Assistant,
+            };
+            let usage = usage_at(r, 7)?;
+            Ok(Turn {
+                id: r.get(0)?,
+                role,
+                content: r.get(2)?,
+                meta: TurnMeta {
+                    target: r.get(3)?,
+                    provider: r.get(4)?,
+                    model: r.get(5)?,
+                    reasons: r.get(6)?,
+                    usage: (role == Role::Assistant).then_some(usage),
+                    cost_usd: r.get(11)?,
+                    saved_usd: r.get(12)?,
+                },
+                interrupted: r.get(13)?,
+                complete: r.get(14)?,
+                created_at: r.get(15)?,
+                attachments: attachments::parse(r.get(16)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn list(&self, limit: usize) -> Result<Vec<Summary>, SessionError> {
         let sql = format!(
-            "SELECT c.id, c.title, c.created_at, c.updated_at, c.pin, c.private,
+            "SELECT c.id, c.title, c.created_at, c.updated_at, c.pin, c.private, c.role,
                     (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id),
                     (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id AND t.target = 'local'),
                     (SELECT COUNT(*) FROM turns t WHERE t.conversation_id = c.id AND t.target = 'cloud')
@@ -18,9 +58,9 @@ impl Store {
         let rows = st.query_map([], |r| {
             Ok(Summary {
                 conversation: conv_row(r)?,
-                turns: r.get::<_, i64>(6)? as usize,
-                local_answers: r.get::<_, i64>(7)? as usize,
-                cloud_answers: r.get::<_, i64>(8)? as usize,
+                turns: r.get::<_, i64>(7)? as usize,
+                local_answers: r.get::<_, i64>(8)? as usize,
+                cloud_answers: r.get::<_, i64>(9)? as usize,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -8,10 +8,12 @@
 mod commands;
 mod keys;
 mod model;
+mod role;
 mod stream;
 
 pub use keys::act;
 use keys::{insert, key};
+pub use role::attachments;
 
 use crate::chat::Role;
 use crate::config::RouteMode;
@@ -153,6 +155,8 @@ pub struct App {
     pub local_models: Vec<LocalModel>,
     /// This chat's `/model` pick among the cloud models: (provider, model). Cleared with the chat.
     pub cloud_model: Option<(String, String)>,
+    /// This chat's role (`/role`, or the one a reopened chat was saved with).
+    pub role: Option<crate::tui::msg::RoleSet>,
     pub cloud_configured: bool,
     pub cloud_online: bool,
     /// Spend today and this month against the caps, from the ledger.
@@ -199,6 +203,7 @@ impl App {
             local_name,
             local_models: vec![],
             cloud_model: None,
+            role: None,
             cloud_configured: false,
             cloud_online: false,
             spend: SpendNow::default(),
@@ -247,6 +252,7 @@ impl App {
         self.privacy = Privacy::Open;
         self.last_decision = None;
         self.cloud_model = None;
+        self.role = None;
         self.focus = Focus::Composer;
     }
 
@@ -329,6 +335,18 @@ pub fn update(app: &mut App, msg: Msg) -> Vec<Effect> {
                     e.lines = render(e.role, &e.text[..e.stable], dark);
                 }
             }
+            vec![]
+        }
+        Msg::RoleLoaded(r) => {
+            role::loaded(app, r);
+            vec![]
+        }
+        Msg::PathChoices { prefix, choices } => {
+            role::complete(app, &prefix, &choices);
+            vec![]
+        }
+        Msg::Attached { req, lines } => {
+            stream::attached(app, req, lines);
             vec![]
         }
         Msg::ThemeLoaded(Err(e)) | Msg::Notice(e) => {

@@ -12,9 +12,9 @@ use crate::chat::Message;
 use crate::tui::app::App;
 use crate::tui::background;
 use crate::tui::driver::Driver;
-use crate::tui::msg::{ConvRow, Effect, LoadedTurn, Msg};
+use crate::tui::msg::{ConvRow, Effect, LoadedTurn, Msg, RoleSet};
 use crate::tui::theme::{self, Background};
-use crate::turn::Badge;
+use crate::turn::{Badge, Done, Finish, Refusal, TurnEvent};
 
 impl Driver<'_> {
     pub(super) async fn run_effect<B: Backend>(
@@ -33,6 +33,41 @@ impl Driver<'_> {
                 let events = self.pipeline.start(request, cancel);
                 // Consumed off the event loop; each event comes back as a Msg.
                 background::spawn_turn(req, events, self.tx.clone());
+            }
+            Effect::AskWith {
+                req,
+                mut request,
+                attach,
+            } => {
+                // Read before anything is sent; none of it goes if one cannot be read.
+                let caps = (&self.cfg.attach).into();
+                match crate::attach::load_with(&attach, caps, &mut std::io::empty()) {
+                    Ok(a) => {
+                        let lines = a.iter().map(|a| a.summary()).collect();
+                        let _ = self.tx.send(Msg::Attached { req, lines });
+                        request.attachments = a;
+                        let cancel = CancellationToken::new();
+                        self.cancel = Some(cancel.clone());
+                        let events = self.pipeline.start(request, cancel);
+                        background::spawn_turn(req, events, self.tx.clone());
+                    }
+                    Err(e) => {
+                        let refused = Refusal::Attachment(e.to_string());
+                        let done = Done {
+                            finish: Finish::Refused,
+                            spend: self.pipeline.spend(),
+                        };
+                        for event in [TurnEvent::Refused(refused), TurnEvent::Done(done)] {
+                            let _ = self.tx.send(Msg::Turn { req, event });
+                        }
+                        let _ = self.tx.send(Msg::TurnEnded { req });
+                    }
+                }
+            }
+            Effect::LoadRole(name) => self.load_role(name.as_deref()),
+            Effect::CompletePath(prefix) => {
+                let choices = path_choices(&prefix);
+                let _ = self.tx.send(Msg::PathChoices { prefix, choices });
             }
             Effect::SwitchLocal(name) => {
                 let mut cfg = self.cfg.clone();
@@ -141,7 +176,7 @@ impl Driver<'_> {
             .map(|t| LoadedTurn {
                 badge: Badge::of_turn(&t),
                 interrupted: t.cut_off() && t.role == crate::chat::Role::Assistant,
-                message: Message::new(t.role, t.content),
+                message: Message::new(t.role, shown(&t)),
             })
             .collect();
         let _ = self.tx.send(Msg::ConversationLoaded {
@@ -150,6 +185,31 @@ impl Driver<'_> {
             private: conv.private,
             turns,
         });
+        // The chat's role comes back with it.
+        if let Some(role) = &conv.role {
+            self.load_role(Some(role));
+        }
+    }
+
+    /// Reads and checks a role for the chat; without a name, lists them in a notice.
+    fn load_role(&self, name: Option<&str>) {
+        let dir = self.cfg.paths.roles_dir();
+        let Some(name) = name else {
+            let names = crate::roles::names(&dir).join(", ");
+            return self.notice(format!(
+                "roles: {names}; /role NAME picks one, /role off drops it"
+            ));
+        };
+        let role = crate::roles::load(name, &dir)
+            .and_then(|r| r.check(self.cfg).map(|()| r))
+            .map(|r| RoleSet {
+                name: r.name,
+                system: r.prompt,
+                temperature: r.temperature,
+                max_tokens: r.max_tokens,
+            })
+            .map_err(|e| e.to_string());
+        let _ = self.tx.send(Msg::RoleLoaded(role));
     }
 
     /// Runs the editor on `text` with the screen suspended; blocking this task is what the
@@ -159,6 +219,51 @@ impl Driver<'_> {
         crate::tui::restore_terminal();
         tokio::task::block_in_place(|| crate::editor::edit_text(text)).map_err(|e| e.to_string())
     }
+}
+
+/// The paths `prefix` could complete to, sorted: entries of its directory whose names start
+/// with its last part (hidden ones only when that part starts with a dot), directories with a
+/// trailing `/`, at most 200.
+fn path_choices(prefix: &str) -> Vec<String> {
+    let (dir, part) = match prefix.rfind('/') {
+        Some(i) => prefix.split_at(i + 1),
+        None => ("", prefix),
+    };
+    let Ok(entries) = std::fs::read_dir(if dir.is_empty() { "." } else { dir }) else {
+        return vec![];
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let hidden = name.starts_with('.') && !part.starts_with('.');
+            if hidden || !name.starts_with(part) {
+                return None;
+            }
+            let slash = if e.file_type().ok()?.is_dir() {
+                "/"
+            } else {
+                ""
+            };
+            Some(format!("{dir}{name}{slash}"))
+        })
+        .collect();
+    out.sort();
+    out.truncate(200);
+    out
+}
+
+/// A stored turn as the transcript shows it: a prompt's attachments as one line each above it.
+fn shown(t: &crate::session::Turn) -> String {
+    let mut out = String::new();
+    for a in &t.attachments {
+        out.push_str(&format!("+ {}\n", a.summary));
+    }
+    if !t.attachments.is_empty() {
+        out.push('\n');
+    }
+    out.push_str(&t.content);
+    out
 }
 
 fn base64(data: &[u8]) -> String {

@@ -40,6 +40,15 @@ pub enum LocalEvent {
     Failed(String),
 }
 
+/// A role as the chat uses it: read and checked by the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoleSet {
+    pub name: String,
+    pub system: String,
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<usize>,
+}
+
 /// A local model the user can switch to, as the driver found it (catalog and `[models]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalModel {
@@ -86,6 +95,19 @@ pub enum Msg {
     EditorDone(Result<String, String>),
     /// A one-line report from the driver (copy done, store error ...).
     Notice(String),
+    /// `/role NAME` (or a reopened chat's role) read, or why not.
+    RoleLoaded(Result<RoleSet, String>),
+    /// The entries whose names start with what `CompletePath(prefix)` asked about (a
+    /// directory's name ends in `/`), sorted.
+    PathChoices {
+        prefix: String,
+        choices: Vec<String>,
+    },
+    /// The attachments of turn `req` were read: their compact lines, for its prompt.
+    Attached {
+        req: ReqId,
+        lines: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -95,6 +117,17 @@ pub enum Effect {
         req: ReqId,
         request: TurnRequest,
     },
+    /// Start a turn after reading the attachments its prompt names (`@path`); if one cannot
+    /// be read, the turn is refused with the reason and nothing is sent.
+    AskWith {
+        req: ReqId,
+        request: TurnRequest,
+        attach: Vec<std::path::PathBuf>,
+    },
+    /// List what the path typed after `@` could be (Tab in the composer).
+    CompletePath(String),
+    /// Read role `NAME` for this chat (`None`: list the roles in a notice).
+    LoadRole(Option<String>),
     /// `/model NAME` for a local model: load it in place of the running one (all chats).
     SwitchLocal(String),
     /// Cancel the running turn; its partial answer is kept.

@@ -104,16 +104,21 @@ pub(super) async fn answer(
 ) -> Outcome {
     let tiers = inner.tiers.read().await;
     let tier = ask.tier;
-    let prompt_estimate = ask
-        .messages
-        .iter()
-        .map(|m| estimate_tokens(&m.content))
-        .sum();
     // Until the provider says who answers, the ledger assumes the first model it would try.
     let (provider, model) = match tier {
         Target::Local => ("local".to_string(), tiers.local_name.clone()),
         Target::Cloud => planned(&tiers.cloud.targets(), ask.cloud_model.as_deref()),
     };
+    // Fitted to the window of the model planned; a failover to a smaller window is the cloud
+    // tier's own context-length handling.
+    let (window, reserve) =
+        super::window::of(&inner.cfg, &tiers, tier, &provider, &model, ask.max_tokens);
+    let (fitted, trim) = super::window::fit(&ask.messages, window, reserve, &model);
+    if let Some(t) = trim {
+        emit(TurnEvent::Trimmed(t));
+    }
+    let messages = fitted.messages;
+    let prompt_estimate = messages.iter().map(|m| estimate_tokens(&m.content)).sum();
     let mut meta = TurnMeta {
         target: Some(tier.as_str().into()),
         reasons: serde_json::to_string(&ask.decision.reasons).ok(),
@@ -153,7 +158,7 @@ pub(super) async fn answer(
     };
     rec.progress("", true);
 
-    let mut request = ChatRequest::new(ask.messages);
+    let mut request = ChatRequest::new(messages);
     request.max_tokens = ask.max_tokens;
     request.temperature = ask.temperature;
     request.sampling = ask.sampling;

@@ -77,6 +77,8 @@ pub enum Seam {
     Retry(Target),
     /// The judge found the local answer weak; the cloud answered again. Holds the judge's words.
     Escalated(String),
+    /// Above the first turn still sent: the earlier ones were left out to fit the window.
+    Cut(String),
 }
 
 impl Seam {
@@ -85,6 +87,7 @@ impl Seam {
         match self {
             Seam::Retry(tier) => format!("answered again on {}", tier.as_str()),
             Seam::Escalated(why) => format!("escalated to the cloud: {why}"),
+            Seam::Cut(words) => words.clone(),
         }
     }
 }

@@ -54,13 +54,25 @@ pub fn messages(turns: &[Turn]) -> Vec<Message> {
                     .position(|t| t.role != Role::Assistant)
                     .map_or(turns.len(), |n| i + n);
                 if let Some(answer) = pick(&turns[i..end]) {
-                    out.push(Message::user(t.content.clone()));
+                    out.push(Message::user(sent(t)));
                     out.push(answer);
                 }
                 i = end;
             }
         }
     }
+    out
+}
+
+/// A prompt as the model was sent it: its attachments' text first, as `attach::render_all`
+/// put it, then the prompt.
+pub fn sent(t: &Turn) -> String {
+    let mut out = String::new();
+    for a in &t.attachments {
+        out.push_str(&a.text);
+        out.push('\n');
+    }
+    out.push_str(&t.content);
     out
 }
 
@@ -77,7 +89,7 @@ fn pick(answers: &[Turn]) -> Option<Message> {
 /// The last prompt and the messages before it, for answering it again (`/retry`).
 pub fn last_prompt(turns: &[Turn]) -> Option<(String, Vec<Message>)> {
     let at = turns.iter().rposition(|t| t.role == Role::User)?;
-    Some((turns[at].content.clone(), messages(&turns[..at])))
+    Some((sent(&turns[at]), messages(&turns[..at])))
 }
 
 #[cfg(test)]
@@ -95,6 +107,7 @@ mod tests {
                 ..Default::default()
             },
             interrupted: !whole,
+            attachments: vec![],
             complete: true,
             created_at: 0,
         }

@@ -83,6 +83,11 @@ pub enum Refusal {
         cap_usd: f64,
         spent_usd: f64,
     },
+    /// The turn alone overflows the local window and a rule keeps it here (the router's
+    /// reason, which names both sizes).
+    TooLong(String),
+    /// An attachment could not be read (the chat screen's `@path`; one-shot mode stops earlier).
+    Attachment(String),
 }
 
 impl fmt::Display for Refusal {
@@ -99,6 +104,11 @@ impl fmt::Display for Refusal {
                 "not sent to the cloud: {}, which must not leave this machine; {LOCALLY}, or start a new conversation without it",
                 p.reason()
             ),
+            Refusal::TooLong(why) => write!(
+                f,
+                "not sent: {why}; attach less or shorten the prompt, or pick a model with a larger window (--model, /model)"
+            ),
+            Refusal::Attachment(why) => write!(f, "not sent: {why}"),
             Refusal::Budget {
                 cap,
                 cap_usd,

@@ -11,17 +11,19 @@ use super::{
     TurnRequest, context,
 };
 use crate::backend::local::Confidence;
-use crate::chat::{Message, Role};
+use crate::chat::Message;
 use crate::config::RouteMode;
 use crate::router::{Escalation, LocalState, ReasonCode, RouteDecision, Target};
-use crate::session::{ConversationId, TurnMeta};
+use crate::session::{ConversationId, StoredAttachment};
 use crate::tiers::RouteContext;
 
 /// The conversation as the turn found it.
 struct Loaded {
     conversation: Option<ConversationId>,
     title: Option<String>,
+    /// What the model is sent for this turn: the attachments, then the prompt.
     prompt: String,
+    /// The system prompt (if any), then the earlier turns.
     history: Vec<Message>,
     sticky_cloud: bool,
     pinned: bool,
@@ -64,6 +66,17 @@ async fn go(
         && let Some(r) = guard::cloud_refusal(&privacy, &spend)
     {
         emit(TurnEvent::Refused(r));
+        return Ok(Finish::Refused);
+    }
+    // A rule kept the turn here although it alone overflows the local window: refuse it
+    // rather than send a prompt the model would see cut.
+    if decision.target == Target::Local
+        && let Some(r) = decision
+            .reasons
+            .iter()
+            .find(|r| r.code == ReasonCode::ContextTooLong)
+    {
+        emit(TurnEvent::Refused(Refusal::TooLong(r.message.clone())));
         return Ok(Finish::Refused);
     }
     available(inner, &decision, req.route).await?;
@@ -122,11 +135,14 @@ fn finish_of(o: &Outcome) -> Finish {
 fn load(inner: &Inner, req: &TurnRequest) -> Result<Loaded, TurnError> {
     let nothing_again =
         || TurnError::Conversation("nothing to answer again yet: send a prompt first".into());
+    let system: Vec<Message> = req.system.iter().cloned().map(Message::system).collect();
+    let with_system = |history: Vec<Message>| [system.clone(), history].concat();
+    let sent = |p: &str| crate::attach::render_all(&req.attachments, p);
     let fresh = |prompt: &str, history: Vec<Message>| Loaded {
         conversation: None,
         title: None,
-        prompt: prompt.to_string(),
-        history,
+        prompt: sent(prompt),
+        history: with_system(history),
         sticky_cloud: false,
         pinned: req.private,
     };
@@ -140,14 +156,14 @@ fn load(inner: &Inner, req: &TurnRequest) -> Result<Loaded, TurnError> {
             let c = store.conversation(*id).map_err(bad)?;
             let turns = store.turns(*id).map_err(bad)?;
             let (prompt, history) = match ask {
-                Ask::Prompt(p) => (p.clone(), context::messages(&turns)),
+                Ask::Prompt(p) => (sent(p), context::messages(&turns)),
                 Ask::Again => context::last_prompt(&turns).ok_or_else(nothing_again)?,
             };
             Ok(Loaded {
                 conversation: Some(*id),
                 title: Some(c.title),
                 prompt,
-                history,
+                history: with_system(history),
                 sticky_cloud: context::sticky_cloud(&turns),
                 pinned: c.private || req.private,
             })
@@ -244,7 +260,12 @@ fn open(
     req: &TurnRequest,
     emit: &Emit,
 ) -> (Option<ConversationId>, String) {
-    let title = l.title.clone().unwrap_or_else(|| context::title(&l.prompt));
+    // Titled after the user's own words, not the attachments ahead of them.
+    let own = match &req.ask {
+        Ask::Prompt(p) if !p.trim().is_empty() => p.as_str(),
+        _ => l.prompt.as_str(),
+    };
+    let title = l.title.clone().unwrap_or_else(|| context::title(own));
     if matches!(req.thread, Thread::Supplied(_)) {
         return (None, title);
     }
@@ -259,8 +280,20 @@ fn open(
             }
             None => store.create_conversation(&title, req.private, None)?,
         };
+        if req.role.is_some() {
+            store.set_role(id, req.role.as_deref())?;
+        }
         if let Ask::Prompt(p) = &req.ask {
-            store.add_turn(id, Role::User, p, &TurnMeta::default(), false)?;
+            let attachments: Vec<_> = req
+                .attachments
+                .iter()
+                .map(|a| StoredAttachment {
+                    path: a.path.display().to_string(),
+                    summary: a.summary(),
+                    text: a.render_for_prompt(),
+                })
+                .collect();
+            store.add_prompt(id, p, &attachments)?;
         }
         Ok::<_, crate::session::SessionError>(id)
     })();

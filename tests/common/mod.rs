@@ -195,3 +195,92 @@ pub fn terminal_controls(bytes: &[u8]) -> Vec<char> {
         })
         .collect()
 }
+
+/// A loopback OpenAI-compatible server that keeps every request body it gets, so a test can
+/// assert on what was sent (attachments, system prompts) or that nothing was.
+pub struct Recorder {
+    pub port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    /// Streams `answer` to every request.
+    pub fn answering(answer: &str) -> Recorder {
+        let content = serde_json::to_string(answer).unwrap();
+        let chunk = |delta: &str, finish: &str| {
+            format!(
+                "data: {{\"id\":\"x\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish}}}]}}\n\n"
+            )
+        };
+        let body = chunk(
+            &format!("{{\"role\":\"assistant\",\"content\":{content}}}"),
+            "null",
+        ) + &chunk("{}", "\"stop\"")
+            + "data: [DONE]\n\n";
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n{body}"
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = bodies.clone();
+        std::thread::spawn(move || {
+            for mut s in listener.incoming().flatten() {
+                let body = read_request(&mut s);
+                seen.lock().unwrap().push(body);
+                let _ = s.write_all(response.as_bytes());
+            }
+        });
+        Recorder { port, bodies }
+    }
+
+    /// The JSON bodies received, in order.
+    pub fn bodies(&self) -> Vec<serde_json::Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| serde_json::from_str(b).unwrap_or(serde_json::Value::String(b.clone())))
+            .collect()
+    }
+
+    pub fn hits(&self) -> usize {
+        self.bodies.lock().unwrap().len()
+    }
+
+    /// A `[providers.NAME]` table for this server (`tier = "local"` with `local`).
+    pub fn provider(&self, name: &str, model: &str, extra: &str) -> String {
+        format!(
+            "[providers.{name}]\nbase_url = \"http://127.0.0.1:{}/v1\"\nmodels = [{{ name = \"{model}\"{extra} }}]\n",
+            self.port
+        )
+    }
+}
+
+/// One HTTP request's body: headers up to the blank line, then Content-Length bytes.
+fn read_request(s: &mut std::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return String::new(),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&buf[head_end..]).to_string()
+}

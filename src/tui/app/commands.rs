@@ -7,7 +7,7 @@ use crate::session::ConversationId;
 use crate::tui::msg::Effect;
 use crate::turn::{Ask, Privacy, Refusal, RouteRequest, Thread, TurnRequest};
 
-use super::{App, Composer, Entry, Overlay, Running, Seam, model, other};
+use super::{App, Composer, Entry, Overlay, Running, Seam, model, other, role};
 
 /// A slash command, parsed from the composer.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,8 @@ pub enum Command {
     Retry,
     /// `/model` lists the models; `/model NAME` picks one.
     Model(Option<String>),
+    /// `/role` lists the roles; `/role NAME` picks one; `/role off` drops it.
+    Role(Option<String>),
     Theme(Option<String>),
     New,
     Rename(String),
@@ -38,6 +40,7 @@ impl Command {
             "why" => Command::Why,
             "retry" => Command::Retry,
             "model" => Command::Model(Some(arg.to_string()).filter(|a| !a.is_empty())),
+            "role" => Command::Role(Some(arg.to_string()).filter(|a| !a.is_empty())),
             "theme" => Command::Theme(Some(arg.to_string()).filter(|a| !a.is_empty())),
             "new" => Command::New,
             "rename" if !arg.is_empty() => Command::Rename(arg.to_string()),
@@ -100,9 +103,25 @@ fn start(
         thread: app.current.map_or(Thread::New, Thread::Stored),
         private: app.private,
         cloud_model: app.cloud_model.as_ref().map(|(p, m)| format!("{p}/{m}")),
+        system: app.role.as_ref().map(|r| r.system.clone()),
+        role: app.role.as_ref().map(|r| r.name.clone()),
+        temperature: app.role.as_ref().and_then(|r| r.temperature),
+        max_tokens: app.role.as_ref().and_then(|r| r.max_tokens),
         ..TurnRequest::new(Thread::New, ask, route)
     };
-    vec![Effect::Ask { req, request }]
+    let attach = match &request.ask {
+        Ask::Prompt(p) => role::attachments(p),
+        Ask::Again => vec![],
+    };
+    if attach.is_empty() {
+        vec![Effect::Ask { req, request }]
+    } else {
+        vec![Effect::AskWith {
+            req,
+            request,
+            attach,
+        }]
+    }
 }
 
 fn command(app: &mut App, c: Command) -> Vec<Effect> {
@@ -141,6 +160,7 @@ fn command(app: &mut App, c: Command) -> Vec<Effect> {
         },
         Command::Help => app.overlay = Some(Overlay::Help),
         Command::Model(name) => return model::pick(app, name),
+        Command::Role(name) => return role::pick(app, name),
         Command::Theme(Some(name)) => return vec![Effect::LoadTheme(name)],
         Command::Theme(None) => {
             // Without a name, step to the next theme: quick to preview them all.

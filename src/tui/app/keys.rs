@@ -165,6 +165,12 @@ pub fn act(app: &mut App, action: Action) -> Vec<Effect> {
             vec![]
         }
         Action::FocusNext => {
+            // Tab after an `@path` word in the composer completes the path instead.
+            if app.focus == Focus::Composer
+                && let Some(prefix) = super::role::at_word(&app.composer)
+            {
+                return vec![Effect::CompletePath(prefix)];
+            }
             app.focus = match app.focus {
                 Focus::Composer => Focus::Transcript,
                 Focus::Transcript if app.sidebar_visible => Focus::Sidebar,

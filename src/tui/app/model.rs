@@ -21,6 +21,15 @@ pub(super) fn pick(app: &mut App, name: Option<String>) -> Vec<Effect> {
         .iter()
         .find(|(p, m, ..)| names_model(p, m, &name))
         .map(|(p, m, ..)| (p.clone(), m.clone()));
+    if cloud.is_some() && (app.private || app.privacy.is_private()) {
+        // Privacy wins over a pick: a private chat refuses a cloud model outright.
+        let why = match &app.privacy {
+            crate::turn::Privacy::Open => crate::turn::Privacy::Pinned,
+            p => p.clone(),
+        };
+        app.notice = Some(crate::turn::Refusal::Private(why).to_string());
+        return vec![];
+    }
     if let Some((provider, model)) = cloud {
         // The router still picks the tier per prompt; the pick says which cloud model answers.
         let when = match app.mode {

@@ -91,6 +91,18 @@ pub(super) fn event(app: &mut App, req: ReqId, ev: TurnEvent) -> Vec<Effect> {
             app.entries.push(e);
             app.scroll = 0;
         }
+        TurnEvent::Trimmed(t) => {
+            // The cut sits above the first prompt still sent; the last prompt is this turn's.
+            let prompts: Vec<usize> = (0..app.entries.len())
+                .filter(|&i| app.entries[i].role == Role::User)
+                .collect();
+            if let Some(&i) = prompts.get(t.dropped_turns)
+                && app.entries[i].seam.is_none()
+            {
+                app.entries[i].seam = Some(Seam::Cut(t.words()));
+            }
+            app.notice = Some(one_line(&t.words()));
+        }
         TurnEvent::Notice(n) => app.notice = Some(one_line(&n)),
         TurnEvent::Done(done) => {
             app.spend = done.spend;
@@ -101,6 +113,22 @@ pub(super) fn event(app: &mut App, req: ReqId, ev: TurnEvent) -> Vec<Effect> {
         }
     }
     vec![]
+}
+
+/// The running turn's attachments were read: one line each above its prompt.
+pub(super) fn attached(app: &mut App, req: ReqId, lines: Vec<String>) {
+    if !current(app, req) {
+        return;
+    }
+    let dark = app.dark;
+    if let Some(e) = app.entries.iter_mut().rev().find(|e| e.role == Role::User) {
+        let above: String = lines
+            .iter()
+            .map(|l| format!("+ {}\n", one_line(l)))
+            .collect();
+        // A blank line ends the list, so the prompt is not read as part of its last item.
+        *e = Entry::new(Role::User, format!("{above}\n{}", e.text), dark);
+    }
 }
 
 /// Nothing was sent: the empty answer goes, a new prompt goes back to the composer (it was not

@@ -16,6 +16,11 @@ pub const COMMANDS: &[(&str, &str)] = &[
     ("/why", "why the last answer went where it did"),
     ("/retry", "answer again on the other tier"),
     ("/model [NAME]", "show the models, or pick one"),
+    (
+        "/role [NAME]",
+        "answer as a role (no name: list; off: none)",
+    ),
+    ("@path", "attach a file or directory to the prompt"),
     ("/theme NAME", "switch theme (no name: next)"),
     ("/new /rename T /delete", "manage chats"),
     ("/help", "this help"),
