@@ -43,6 +43,9 @@ _tandem() {
             tandem,route)
                 cmd="tandem__subcmd__route"
                 ;;
+            tandem,serve)
+                cmd="tandem__subcmd__serve"
+                ;;
             tandem,stats)
                 cmd="tandem__subcmd__stats"
                 ;;
@@ -120,6 +123,9 @@ _tandem() {
                 ;;
             tandem__subcmd__help,route)
                 cmd="tandem__subcmd__help__subcmd__route"
+                ;;
+            tandem__subcmd__help,serve)
+                cmd="tandem__subcmd__help__subcmd__serve"
                 ;;
             tandem__subcmd__help,stats)
                 cmd="tandem__subcmd__help__subcmd__stats"
@@ -284,7 +290,7 @@ _tandem() {
 
     case "${cmd}" in
         tandem)
-            opts="-q -p -c -f -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --file --system --role --help --version config auth models roles route history stats doctor completions help"
+            opts="-q -p -c -f -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --continue --conversation --private --file --system --role --help --version config auth models roles route history stats doctor serve completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -826,7 +832,7 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help)
-            opts="config auth models roles route history stats doctor completions help"
+            opts="config auth models roles route history stats doctor serve completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1218,6 +1224,20 @@ _tandem() {
             return 0
             ;;
         tandem__subcmd__help__subcmd__route)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__help__subcmd__serve)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2079,6 +2099,48 @@ _tandem() {
             fi
             case "${prev}" in
                 --stats)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --route)
+                    COMPREPLY=($(compgen -W "auto local cloud" -- "${cur}"))
+                    return 0
+                    ;;
+                --model)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --theme)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        tandem__subcmd__serve)
+            opts="-q -h --host --port --token-from-keyring --json --config --route --model --theme --log-level --quiet --no-pull --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -51,6 +51,7 @@ complete -c tandem -n "__fish_tandem_needs_command" -f -a "route" -d 'Explain wh
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "history" -d 'Browse, search, export and delete saved conversations'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "stats" -d 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
+complete -c tandem -n "__fish_tandem_needs_command" -f -a "serve" -d 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand config; and not __fish_seen_subcommand_from show path edit help" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
@@ -384,6 +385,20 @@ complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l json -d 'Print 
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -l no-pull -d 'Never download the local model, even when it is missing'
 complete -c tandem -n "__fish_tandem_using_subcommand doctor" -s h -l help -d 'Print help'
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l host -d 'Address to listen on (default: serve.host, 127.0.0.1); any but loopback needs a token' -r
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l port -d 'Port to listen on (default: serve.port, 8080)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
+local\t''
+cloud\t''"
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l model -d 'Model to answer with: a local name or .gguf path, PROVIDER/MODEL, or a cloud model\'s name when one provider lists it; pins the route to its tier unless --route is given' -r
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l theme -d 'Colour theme (a file in themes/ or the user\'s themes directory)' -r
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l log-level -d 'Log level for the log file (error, warn, info, debug, trace); also TANDEM_LOG' -r
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l token-from-keyring -d 'Require the bearer token stored with `tandem auth set serve` (TANDEM_SERVE_TOKEN also works)'
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l json -d 'Log each request as one JSON object on stderr'
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -s q -l quiet -d 'Print nothing on stderr but errors'
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -l no-pull -d 'Never download the local model, even when it is missing'
+complete -c tandem -n "__fish_tandem_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l config -d 'Read settings from FILE instead of $XDG_CONFIG_HOME/tandem/config.toml' -r -F
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l route -d 'Where prompts go: decided per prompt, or pinned to one tier' -r -f -a "auto\t''
 local\t''
@@ -394,16 +409,17 @@ complete -c tandem -n "__fish_tandem_using_subcommand completions" -l log-level 
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -s q -l quiet -d 'Print nothing on stderr but errors'
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -l no-pull -d 'Never download the local model, even when it is missing'
 complete -c tandem -n "__fish_tandem_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "config" -d 'Show or edit settings'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "models" -d 'Manage local models'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "roles" -d 'List, show and edit roles: system prompts with their own settings'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "history" -d 'Browse, search, export and delete saved conversations'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "stats" -d 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "config" -d 'Show or edit settings'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "auth" -d 'Manage provider API keys in the OS keyring'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "models" -d 'Manage local models'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "roles" -d 'List, show and edit roles: system prompts with their own settings'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "route" -d 'Explain where a prompt would go, without calling any model'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "history" -d 'Browse, search, export and delete saved conversations'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "stats" -d 'Turns, spend, savings and speed per tier for a day, a week or a month (UTC)'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "doctor" -d 'Check config, keys, provider reachability and the local model'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "serve" -d 'Serve the router over an OpenAI-compatible HTTP API, for editors, agents and scripts'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c tandem -n "__fish_tandem_using_subcommand help; and not __fish_seen_subcommand_from config auth models roles route history stats doctor serve completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "show" -d 'Print the effective settings, each value with the layer it came from'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "path" -d 'Print the config file\'s path'
 complete -c tandem -n "__fish_tandem_using_subcommand help; and __fish_seen_subcommand_from config" -f -a "edit" -d 'Open the config file in $EDITOR (created from the defaults when missing)'

@@ -29,18 +29,25 @@ fn snapshotter() -> &'static Snapshotter {
     })
 }
 
-/// The engine's counter `name` so far (counters only grow).
+/// The engine's counter `name` so far. A snapshot hands over what was counted since the last
+/// one, so the totals are kept here.
 fn counter(name: &str) -> u64 {
-    snapshotter()
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| key.key().name() == name)
-        .map(|(.., value)| match value {
-            DebugValue::Counter(c) => c,
-            _ => 0,
-        })
-        .sum()
+    static TOTALS: Mutex<Vec<(String, u64)>> = Mutex::new(Vec::new());
+    let mut totals = TOTALS.lock().unwrap_or_else(|e| e.into_inner());
+    for (key, .., value) in snapshotter().snapshot().into_vec() {
+        let DebugValue::Counter(c) = value else {
+            continue;
+        };
+        let key = key.key().name().to_string();
+        match totals.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, total)) => *total += c,
+            None => totals.push((key, c)),
+        }
+    }
+    totals
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or(0, |(_, t)| *t)
 }
 
 /// The Q8_0 copy tandem makes of the Q4_1 download, made once per test process.
