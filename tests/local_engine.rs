@@ -5,7 +5,7 @@
 //! The engine's own counters (the `metrics` crate) show what it did; answers are greedy.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -81,9 +81,10 @@ fn start(prefix_cache: usize) -> LocalEngine {
 
 /// The tests share the engine's counters and cache, so they take turns: run side by side, one
 /// test's requests evicted another's cached conversation and its hits counted for the other.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    // tokio's lock: the turn is held across the test's awaits.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
 }
 
 /// One engine with the prefix cache, shared by the tests below, as in the app.
@@ -135,7 +136,7 @@ fn history(tag: &str) -> Vec<Message> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "known bug: a prefix-cache hit changes the answer, so tandem runs with the cache off (docs/local-perf.md)"]
 async fn a_follow_up_turn_reuses_the_cache_and_answers_as_a_fresh_engine() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let engine = &start(2);
     let first = history("cache-hit");
     let (a1, _, _) = ask_on(engine, first.clone(), 24).await;
@@ -161,7 +162,7 @@ async fn a_follow_up_turn_reuses_the_cache_and_answers_as_a_fresh_engine() {
 /// request kept its KV for the life of the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_prefix_cache_evicts_beyond_its_limit() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let engine = &start(2);
     let before = counter("mistralrs_prefix_cache_evictions_total");
     for i in 0..2 + 3 {
@@ -176,7 +177,7 @@ async fn the_prefix_cache_evicts_beyond_its_limit() {
 /// prompt-step sequence back to running, so it decoded once more).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_token_answer_is_one_token() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let (text, usage, deltas) = ask_on(engine(), vec![Message::user("Say yes or no.")], 1).await;
     assert_eq!(usage.completion_tokens, 1, "{text:?} {usage:?}");
     assert!(deltas <= 1, "{deltas} deltas: {text:?}");
@@ -188,7 +189,7 @@ async fn a_one_token_answer_is_one_token() {
 /// the CPU kernels compute each row the same way whatever the batch holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_requests_answer_as_sequential_ones() {
-    let _turn = one_at_a_time();
+    let _turn = one_at_a_time().await;
     let engine = start(0);
     let prompts = [
         "Write one sentence about the sea.",
