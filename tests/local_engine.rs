@@ -1,5 +1,5 @@
 //! The carried mistral.rs engine's fixes, on the real SmolLM2-135M model (Q8_0 copy, as tandem
-//! runs it): the prefix cache stays bounded (and, a known bug, its hits still change answers),
+//! runs it): the prefix cache stays bounded and its hits answer as a fresh engine does,
 //! a one-token answer is not resurrected, and concurrent requests answer exactly as sequential
 //! ones.
 //! The engine's own counters (the `metrics` crate) show what it did; answers are greedy.
@@ -131,19 +131,23 @@ fn history(tag: &str) -> Vec<Message> {
 
 /// A follow-up turn reuses the first turn's KV (the engine counts a prefix-cache hit), and its
 /// answer is exactly the answer of an engine that computes the whole conversation afresh. An
-/// off-by-one in the reused prefix, or a cache entry overwritten by a later request, would
-/// change the greedy answer.
+/// off-by-one in the reused prefix, wrong positions or mask for the new tokens, or a cache
+/// entry overwritten by a later request would change the greedy answer.
+///
+/// The earlier answer is given, not generated: KV that decoding computed one row at a time
+/// differs in its last bits from what a whole-prompt prefill computes (llama.cpp's cache has
+/// the same property), and a 135M model's greedy choice can turn on those bits. Here every
+/// reused position was prefilled in both engines, so the answers must match exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a prefix-cache hit changes the answer, so tandem runs with the cache off (docs/local-perf.md)"]
 async fn a_follow_up_turn_reuses_the_cache_and_answers_as_a_fresh_engine() {
     let _turn = one_at_a_time().await;
     let engine = &start(2);
     let first = history("cache-hit");
-    let (a1, _, _) = ask_on(engine, first.clone(), 24).await;
+    let _ = ask_on(engine, first.clone(), 24).await;
     // An unrelated request in between must not disturb the cached conversation.
     let _ = ask_on(engine, vec![Message::user("Count from one to five.")], 12).await;
     let mut second = first;
-    second.push(Message::assistant(a1));
+    second.push(Message::assistant("Oranges grow in Portugal."));
     second.push(Message::user("Where do I live?"));
 
     let hits = counter("mistralrs_prefix_cache_hits_total");
@@ -156,6 +160,28 @@ async fn a_follow_up_turn_reuses_the_cache_and_answers_as_a_fresh_engine() {
     let fresh_engine = start(0);
     let (fresh, _, _) = ask_on(&fresh_engine, second, 24).await;
     assert_eq!(cached, fresh, "a cached prefix changed the answer");
+}
+
+/// The usual follow-up, after an answer the engine generated, hits the cache too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_up_to_a_generated_answer_hits_the_cache() {
+    let _turn = one_at_a_time().await;
+    let engine = &start(2);
+    let first = history("generated");
+    let (a1, _, _) = ask_on(engine, first.clone(), 24).await;
+    let mut second = first;
+    second.push(Message::assistant(a1));
+    second.push(Message::user("Where do I live?"));
+    let hits = counter("mistralrs_prefix_cache_hits_total");
+    let (text, usage, _) = ask_on(engine, second, 24).await;
+    assert!(
+        counter("mistralrs_prefix_cache_hits_total") > hits,
+        "the follow-up turn did not hit the prefix cache"
+    );
+    assert!(
+        !text.trim().is_empty() && usage.completion_tokens > 0,
+        "{text:?}"
+    );
 }
 
 /// On a CPU the 0.9 engine never evicted (it counted only caches off the CPU): every finished

@@ -6,12 +6,10 @@ use mistralrs::{Device, GgufModelBuilder, Model, ModelDType, TokenSource};
 use super::LocalOptions;
 use crate::config::LocalDType;
 
-/// Finished conversations whose KV the engine keeps for a follow-up turn: none for now. With
-/// the cache on, a request that reuses a cached prefix of another conversation gets a different
-/// greedy answer than a fresh engine gives (nonsense, with SmolLM2); tests/local.rs and
-/// tests/local_engine.rs show it, docs/local-perf.md has what is known. Each kept conversation
-/// would cost the KV of its context (f16 on a CPU: ~23 KB a token for SmolLM2-135M).
-pub const PREFIX_CACHE_SEQS: usize = 0;
+/// Finished conversations whose KV the engine keeps, so a follow-up turn prefills only its new
+/// tokens (the chat screen's conversation and one other). Each costs the KV of its context
+/// (f16 on a CPU: ~23 KB a token for SmolLM2-135M); the carried engine evicts beyond this.
+pub const PREFIX_CACHE_SEQS: usize = 2;
 
 /// Sequences decoded in one batch; more requests wait in the scheduler's queue.
 const MAX_SEQS: usize = 4;
