@@ -2,6 +2,8 @@
 //! developer's own config, history, models or keyring.
 #![allow(dead_code)]
 
+pub mod tmux;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
