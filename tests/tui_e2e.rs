@@ -2,8 +2,9 @@
 //! tmux session. Types a prompt, waits for the answer and its badge, cancels a long answer with
 //! Ctrl-C, quits, and checks the terminal came back in cooked mode; watches a weak local
 //! answer escalate to a canned cloud stream; keeps a private chat private across a restart;
-//! sends SIGTERM mid-answer; and times the second turn of a ~1,500-token chat (reported). Every wait is bounded, and interrupts wait for the first
-//! token (read from the history, where it lands before it is shown), never a fixed time.
+//! sends SIGTERM mid-answer; and times the second turn of a ~1,500-token chat (reported).
+//! Every wait is bounded, and interrupts wait for the first token (read from the history,
+//! where it lands before it is shown), never a fixed time.
 //! Without tmux or the model these tests skip, except under CI (`CI=true`), where they fail.
 
 mod common;
