@@ -196,6 +196,8 @@ pub struct Tandem {
     pub p: Proc,
     pub port: u16,
     _sb: Sandbox,
+    /// The cloud this server talks to, stopped after it (fields drop in order).
+    cloud: Option<Arc<Llama>>,
 }
 
 impl Tandem {
@@ -225,6 +227,7 @@ impl Tandem {
             p: Proc(c.spawn().unwrap()),
             port,
             _sb: sb,
+            cloud: None,
         };
         t.wait_local_ready();
         t
@@ -258,13 +261,15 @@ pub fn tandem() -> Arc<Tandem> {
         return t;
     }
     let l = llama();
-    let t = Arc::new(Tandem::start(
+    let mut t = Tandem::start(
         Some(&l),
         &[("TANDEM_SERVE__MAX_BODY_BYTES", "65536")],
         &[],
-    ));
-    // Keep llama alive as long as the server that uses it.
-    std::mem::forget(l);
+    );
+    // llama lives as long as the server that uses it, and no longer: a forgotten handle left
+    // its process running after the tests.
+    t.cloud = Some(l);
+    let t = Arc::new(t);
     *slot = Arc::downgrade(&t);
     t
 }
