@@ -261,11 +261,7 @@ pub fn tandem() -> Arc<Tandem> {
         return t;
     }
     let l = llama();
-    let mut t = Tandem::start(
-        Some(&l),
-        &[("TANDEM_SERVE__MAX_BODY_BYTES", "65536")],
-        &[],
-    );
+    let mut t = Tandem::start(Some(&l), &[("TANDEM_SERVE__MAX_BODY_BYTES", "65536")], &[]);
     // llama lives as long as the server that uses it, and no longer: a forgotten handle left
     // its process running after the tests.
     t.cloud = Some(l);
