@@ -111,11 +111,6 @@ fn start(tmux: &Tmux, args: &str) {
     });
 }
 
-fn type_line(tmux: &Tmux, line: &str) {
-    tmux.send(&["-l", line]);
-    tmux.send(&["Enter"]);
-}
-
 #[test]
 fn a_private_chat_stays_private_in_the_chat_screen_and_after_a_restart() {
     let tmp = tempfile::tempdir().unwrap();
@@ -128,13 +123,13 @@ fn a_private_chat_stays_private_in_the_chat_screen_and_after_a_restart() {
         return;
     };
     start(&tmux, "");
-    type_line(&tmux, "/private");
-    type_line(&tmux, "Say hello in one short sentence.");
+    tmux.type_line("/private");
+    tmux.type_line("Say hello in one short sentence.");
     tmux.wait("a local answer", Duration::from_secs(120), |s| {
         s.contains("tok/s") && !s.contains("Esc stops")
     });
     for cmd in ["/retry", "/cloud"] {
-        type_line(&tmux, cmd);
+        tmux.type_line(cmd);
         let s = tmux.wait("the refusal", Duration::from_secs(30), |s| {
             s.contains("not sent to the cloud")
         });
@@ -154,7 +149,7 @@ fn a_private_chat_stays_private_in_the_chat_screen_and_after_a_restart() {
     tmux.wait("the chat to open", Duration::from_secs(20), |s| {
         s.contains("· private") && s.contains("Say hello in one short sentence.")
     });
-    type_line(&tmux, "/cloud");
+    tmux.type_line("/cloud");
     tmux.wait("the refusal", Duration::from_secs(20), |s| {
         s.contains("not sent to the cloud")
     });
@@ -175,10 +170,7 @@ fn sigterm_mid_answer_restores_the_terminal_and_saves_the_partial_answer() {
         return;
     };
     start(&tmux, "--route local");
-    type_line(
-        &tmux,
-        "Write a very long story about a dragon and a lighthouse, with many chapters.",
-    );
+    tmux.type_line("Write a very long story about a dragon and a lighthouse, with many chapters.");
     wait_first_token(t);
     let shell = tmux.run(&["list-panes", "-t", "e2e", "-F", "#{pane_pid}"]);
     let out = Command::new("pgrep")
@@ -318,7 +310,7 @@ fn the_second_turn_of_a_long_chat_is_timed() {
         s.contains("tok/s") && !s.contains("Esc stops")
     });
     let sent = Instant::now();
-    type_line(&tmux, "And crate 9?");
+    tmux.type_line("And crate 9?");
     let warm = first_token_of_answer(&tmux, t, 2) - sent;
     tmux.wait("the second answer", Duration::from_secs(180), |s| {
         s.matches("tok/s").count() >= 2 && !s.contains("Esc stops")

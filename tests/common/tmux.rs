@@ -29,6 +29,10 @@ impl Tmux {
         self.run(&["set-buffer", "--", text]);
         self.run(&["paste-buffer", "-p", "-t", "e2e"]);
     }
+    pub fn type_line(&self, line: &str) {
+        self.send(&["-l", line]);
+        self.send(&["Enter"]);
+    }
     pub fn screen(&self) -> String {
         self.run(&["capture-pane", "-p", "-t", "e2e"])
     }
@@ -59,14 +63,26 @@ impl Drop for Tmux {
     }
 }
 
-/// A detached 100x30 tmux session running bash with XDG dirs under `t` and the shared model
-/// store, or `None` (after saying why) when tmux or the model is missing.
+/// A detached 100x30 tmux session running bash in `t`, with XDG dirs under `t` and the shared
+/// model store, or `None` (after saying why) when tmux or the model is missing.
 pub fn session(t: &Path, name: &str) -> Option<Tmux> {
+    open(t, name, true)
+}
+
+/// The same, for tests that never start the local model.
+pub fn session_without_model(t: &Path, name: &str) -> Option<Tmux> {
+    open(t, name, false)
+}
+
+fn open(t: &Path, name: &str, needs_model: bool) -> Option<Tmux> {
     let models = super::models_dir();
-    if !models.join("smollm2-135m.gguf").exists()
-        || Command::new("tmux").arg("-V").output().is_err()
-    {
-        let why = format!("needs tmux and {}/smollm2-135m.gguf", models.display());
+    let model_missing = needs_model && !models.join("smollm2-135m.gguf").exists();
+    if model_missing || Command::new("tmux").arg("-V").output().is_err() {
+        let why = if needs_model {
+            format!("needs tmux and {}/smollm2-135m.gguf", models.display())
+        } else {
+            "needs tmux".to_string()
+        };
         // CI must run these: a missing dependency there is a failure, not a pass.
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),
@@ -94,6 +110,8 @@ pub fn session(t: &Path, name: &str) -> Option<Tmux> {
         "100".into(),
         "-y".into(),
         "30".into(),
+        "-c".into(),
+        t.display().to_string(),
     ];
     for (k, v) in &env {
         args.push("-e".into());
