@@ -4,8 +4,8 @@
 mod defaults;
 pub mod load;
 pub mod paths;
-mod serve;
 mod resolve;
+mod serve;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, Layer, LoadOptions, Loaded, load};
 pub use paths::Paths;
-pub(crate) use resolve::resolve;
 pub use resolve::is_loopback;
+pub(crate) use resolve::resolve;
 pub use serve::ServeConfig;
 
 /// The built-in defaults, which double as the documented reference.
