@@ -69,6 +69,7 @@ pub struct LocalEngine {
 impl LocalEngine {
     /// Starts loading at once and returns immediately; watch `state()` for readiness.
     pub fn start(opts: LocalOptions) -> LocalEngine {
+        build::limit_malloc_arenas();
         let (state, _) = watch::channel(EngineState::Loading);
         let inner = Arc::new(Inner {
             opts,

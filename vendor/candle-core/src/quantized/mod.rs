@@ -1028,6 +1028,9 @@ impl QTensor {
         }
         #[cfg(target_arch = "x86_64")]
         {
+            if let Some(out) = Self::q8_0_shared_lhs(ts, lhs)? {
+                return Ok(Some(out));
+            }
             // the fused kernel is 512-bit only; downlevel tiers fall through to
             // per-matmul calls which dispatch to the 256-bit kernels
             if repack_x86::level() != Some(repack_x86::X86Level::Avx512Vnni) {
@@ -1110,6 +1113,71 @@ impl QTensor {
 
 impl QTensor {
     #[cfg(target_arch = "x86_64")]
+    /// Q8_0 weights sharing one lhs on x86: the tiled kernel, every `m` and every `k` that is a
+    /// multiple of 32 (tandem patch). The repacked kernel above it needs `k % 256 == 0`, which
+    /// SmolLM2's 576 is not, so without this q, k, v and gate, up were five separate products.
+    #[cfg(target_arch = "x86_64")]
+    fn q8_0_shared_lhs(ts: &[&Self], lhs: &Tensor) -> Result<Option<Vec<Tensor>>> {
+        use k_quants::BlockQ8_0;
+        if ts.len() < 2
+            || !q8_0_x86::available()
+            || !lhs.device().is_cpu()
+            || lhs.dtype() != crate::DType::F32
+            || !lhs.is_contiguous()
+        {
+            return Ok(None);
+        }
+        let dims = lhs.dims();
+        let Some((&k, batch)) = dims.split_last() else {
+            return Ok(None);
+        };
+        let m: usize = batch.iter().product();
+        if m == 0 || !k.is_multiple_of(k_quants::QK8_0) {
+            return Ok(None);
+        }
+        let mut weights = Vec::with_capacity(ts.len());
+        for t in ts {
+            let Ok((n, tk)) = t.shape.dims2() else {
+                return Ok(None);
+            };
+            let QStorage::Cpu(s) = &t.storage else {
+                return Ok(None);
+            };
+            if tk != k || t.dtype() != GgmlDType::Q8_0 {
+                return Ok(None);
+            }
+            let len = n * (k / k_quants::QK8_0);
+            if s.storage_size_in_bytes() != len * std::mem::size_of::<BlockQ8_0>() {
+                return Ok(None);
+            }
+            // SAFETY: a Q8_0 storage holds exactly `len` blocks (checked above) at `as_ptr`.
+            let blocks = unsafe { std::slice::from_raw_parts(s.as_ptr() as *const BlockQ8_0, len) };
+            weights.push((blocks, n));
+        }
+        let guard = lhs.storage();
+        let crate::Storage::Cpu(cpu) = &*guard else {
+            return Ok(None);
+        };
+        let offset = lhs.layout().start_offset();
+        let lhs_data = &cpu.as_slice::<f32>()?[offset..offset + m * k];
+        let mut dsts: Vec<Vec<f32>> = weights.iter().map(|&(_, n)| vec![0f32; m * n]).collect();
+        let mut parts: Vec<(&[BlockQ8_0], usize, &mut [f32])> = weights
+            .iter()
+            .zip(dsts.iter_mut())
+            .map(|(&(w, n), d)| (w, n, d.as_mut_slice()))
+            .collect();
+        q8_0_x86::matmul_shared_lhs((m, k), lhs_data, &mut parts)?;
+        drop(parts);
+        drop(guard);
+        let mut out = Vec::with_capacity(ts.len());
+        let mut out_dims = dims.to_vec();
+        for (dst, &(_, n)) in dsts.into_iter().zip(weights.iter()) {
+            *out_dims.last_mut().unwrap() = n;
+            out.push(Tensor::from_vec(dst, out_dims.clone(), &crate::Device::Cpu)?);
+        }
+        Ok(Some(out))
+    }
+
     pub(crate) fn storage_ref(&self) -> &dyn QuantizedType {
         match &self.storage {
             QStorage::Cpu(s) => s.as_ref(),

@@ -319,14 +319,42 @@ pub(crate) fn matmul(
     rhs_t: &[BlockQ8_0],
     dst: &mut [f32],
 ) -> crate::Result<()> {
+    matmul_shared_lhs((m, k), lhs, &mut [(rhs_t, n, dst)])
+}
+
+/// [`matmul`] for several weights that share one `lhs` (q, k and v; gate and up): the
+/// activations are quantized once and all products run in one parallel region, which saves a
+/// quantization and a barrier per extra weight on every decode step. Each output is computed
+/// exactly as [`matmul`] computes it alone.
+pub(crate) fn matmul_shared_lhs(
+    (m, k): (usize, usize),
+    lhs: &[f32],
+    parts: &mut [(&[BlockQ8_0], usize, &mut [f32])],
+) -> crate::Result<()> {
     let lv = level().expect("q8_0_x86::matmul without AVX2");
     if !k.is_multiple_of(QK8_0) {
         crate::bail!("q8_0 matmul: k = {k} is not a multiple of {QK8_0}");
     }
     let kb = k / QK8_0;
     assert_eq!(lhs.len(), m * k, "q8_0 matmul: lhs is not {m}x{k}");
-    assert_eq!(rhs_t.len(), n * kb, "q8_0 matmul: rhs is not {n}x{k}");
-    assert!(dst.len() >= m * n, "q8_0 matmul: dst too small");
+    for (rhs_t, n, dst) in parts.iter() {
+        assert_eq!(rhs_t.len(), n * kb, "q8_0 matmul: rhs is not {n}x{k}");
+        assert!(dst.len() >= m * n, "q8_0 matmul: dst too small");
+    }
+    // Work units: a block of weight rows against every activation row. Weight-row blocks
+    // are the parallel axis so that each thread streams its own part of the weights.
+    let rows_per_unit = if m == 1 { 4 * RM } else { RM };
+    // (weights, rows, dst, first unit) per part, as addresses the workers can share.
+    let mut first = 0;
+    let table: Vec<(usize, usize, usize, usize)> = parts
+        .iter_mut()
+        .map(|(rhs_t, n, dst)| {
+            let row = (rhs_t.as_ptr() as usize, *n, dst.as_mut_ptr() as usize, first);
+            first += n.div_ceil(rows_per_unit);
+            row
+        })
+        .collect();
+    let units = first;
     let pool = crate::utils::barrier_pool();
     ACT_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
@@ -347,26 +375,21 @@ pub(crate) fn matmul(
             pool.execute_chunked(m, quantize);
         }
 
-        // Work units: a block of weight rows against every activation row. Weight-row blocks
-        // are the parallel axis so that each thread streams its own part of the weights.
-        let rows_per_unit = if m == 1 { 4 * RM } else { RM };
-        let units = n.div_ceil(rows_per_unit);
-        let (w_ptr, dst_ptr) = (rhs_t.as_ptr() as usize, dst.as_mut_ptr() as usize);
         pool.execute_chunked(units, |range| {
-            let (w, a, dst) = (
-                w_ptr as *const BlockQ8_0,
-                act_ptr as *const ActQ8,
-                dst_ptr as *mut f32,
-            );
+            let a = act_ptr as *const ActQ8;
             for unit in range {
-                let r_end = n.min((unit + 1) * rows_per_unit);
-                let mut r0 = unit * rows_per_unit;
+                let part = table.partition_point(|row| row.3 <= unit) - 1;
+                let (w_ptr, n, dst_ptr, part_first) = table[part];
+                let (w, dst) = (w_ptr as *const BlockQ8_0, dst_ptr as *mut f32);
+                let local = unit - part_first;
+                let r_end = n.min((local + 1) * rows_per_unit);
+                let mut r0 = local * rows_per_unit;
                 while r0 < r_end {
                     let rm = RM.min(r_end - r0);
                     let mut c0 = 0;
                     while c0 < m {
                         let rn = RN.min(m - c0);
-                        // SAFETY: every (row, column) of dst belongs to exactly one tile.
+                        // SAFETY: every (row, column) of each dst belongs to exactly one tile.
                         unsafe {
                             run_tile(
                                 lv,
@@ -387,4 +410,51 @@ pub(crate) fn matmul(
         });
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quantized::k_quants::GgmlType;
+
+    fn weights(n: usize, k: usize, seed: u32) -> Vec<BlockQ8_0> {
+        let xs: Vec<f32> = (0..n * k)
+            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0) - 0.5)
+            .collect();
+        let mut ws = vec![BlockQ8_0::zeros(); n * k / QK8_0];
+        BlockQ8_0::from_float(&xs, &mut ws);
+        ws
+    }
+
+    #[test]
+    fn shared_lhs_gives_each_product_exactly_as_alone() -> crate::Result<()> {
+        if !available() {
+            return Ok(());
+        }
+        let k = 576;
+        for m in [1, 5] {
+            let lhs: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let shapes = [576, 192, 192];
+            let ws: Vec<Vec<BlockQ8_0>> =
+                shapes.iter().enumerate().map(|(i, &n)| weights(n, k, i as u32)).collect();
+            let alone: Vec<Vec<f32>> = ws
+                .iter()
+                .zip(shapes)
+                .map(|(w, n)| {
+                    let mut dst = vec![0f32; m * n];
+                    matmul((m, k, n), &lhs, w, &mut dst).map(|_| dst)
+                })
+                .collect::<crate::Result<_>>()?;
+            let mut dsts: Vec<Vec<f32>> = shapes.iter().map(|&n| vec![0f32; m * n]).collect();
+            let mut parts: Vec<(&[BlockQ8_0], usize, &mut [f32])> = ws
+                .iter()
+                .zip(shapes)
+                .zip(dsts.iter_mut())
+                .map(|((w, n), d)| (w.as_slice(), n, d.as_mut_slice()))
+                .collect();
+            matmul_shared_lhs((m, k), &lhs, &mut parts)?;
+            assert_eq!(dsts, alone, "m = {m}");
+        }
+        Ok(())
+    }
 }

@@ -440,19 +440,18 @@ impl Engine {
         let (stop_toks, stop_strings) = match request.sampling_params.stop_toks {
             None => (vec![], vec![]),
             Some(StopTokens::Ids(ref i)) => {
-                let tok_env = {
+                let token_bytes = {
                     let pipeline = get_mut_arcmutex!(self.pipeline);
-                    pipeline.get_metadata().tok_env()
+                    pipeline.get_metadata().token_bytes()
                 };
                 for id in i {
                     // We can't use ` ` (space) as a stop token because other tokens like ` moon` start with a space.
-                    if let Some(tok_env) = tok_env.as_ref() {
-                        let tok_trie = tok_env.tok_trie();
-                        if tok_trie.has_extensions(tok_trie.token(*id)) {
+                    if let Some(token_bytes) = token_bytes.as_ref() {
+                        if token_bytes.has_extensions(*id) {
                             request
                                 .response
                                 .send(Response::ValidationError(
-                                    format!("Stop token {:?} is also a prefix of other tokens and cannot be used as a stop token.", tok_trie.token_str(*id)).into(),
+                                    format!("Stop token {:?} is also a prefix of other tokens and cannot be used as a stop token.", token_bytes.token_str(*id)).into(),
                                 ))
                                 .await
                                 .unwrap_or_else(|_| warn!("Receiver disconnected"));
@@ -467,11 +466,11 @@ impl Engine {
                 let mut stop_toks = Vec::new();
                 let mut stop_strings: Vec<String> = Vec::new();
 
-                let (tok_env, tokenizer) = {
+                let (token_bytes, tokenizer) = {
                     let pipeline = get_mut_arcmutex!(self.pipeline);
-                    let tok_env = pipeline.get_metadata().tok_env();
+                    let token_bytes = pipeline.get_metadata().token_bytes();
                     let tokenizer = pipeline.tokenizer();
-                    (tok_env, tokenizer)
+                    (token_bytes, tokenizer)
                 };
 
                 for stop_txt in s {
@@ -492,10 +491,10 @@ impl Engine {
                         .to_vec();
 
                     if toks.len() == 1 {
-                        if tok_env.as_ref().is_some_and(|tok_env| {
-                            let tok_trie = tok_env.tok_trie();
-                            tok_trie.has_extensions(tok_trie.token(toks[0]))
-                        }) {
+                        if token_bytes
+                            .as_ref()
+                            .is_some_and(|token_bytes| token_bytes.has_extensions(toks[0]))
+                        {
                             stop_strings.push(stop_txt.clone());
                         } else {
                             stop_toks.push(toks[0]);

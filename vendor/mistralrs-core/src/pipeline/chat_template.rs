@@ -169,7 +169,7 @@ pub fn calculate_eos_tokens(
     let templates = chat_template.get_template_contents();
 
     for alternate in SUPPORTED_ALTERNATE_EOS {
-        if tokenizer.get_vocab(true).contains_key(*alternate)
+        if tokenizer.token_to_id(alternate).is_some()
             && templates.iter().any(|t| t.contains(*alternate))
         {
             eos_tok_ids.push(alternate.to_string())
@@ -177,7 +177,7 @@ pub fn calculate_eos_tokens(
     }
     if chat_template.is_harmony_format() {
         for alternate in HARMONY_ALTERNATE_EOS {
-            if tokenizer.get_vocab(true).contains_key(*alternate)
+            if tokenizer.token_to_id(alternate).is_some()
                 && templates
                     .iter()
                     .any(|template| template.contains(*alternate))
@@ -243,9 +243,7 @@ pub fn calculate_eos_tokens(
     for eos_tok in eos_tok_ids {
         eos_toks.push(
             tokenizer
-                .get_vocab(true)
-                .get(&eos_tok)
-                .copied()
+                .token_to_id(&eos_tok)
                 .unwrap_or_else(|| panic!("Unable to extract `{eos_tok}` EOS token.")),
         )
     }

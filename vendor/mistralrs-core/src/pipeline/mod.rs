@@ -987,6 +987,11 @@ impl GeneralMetadata {
             .and_then(|f| f.get())
             .map(|f| f.tok_env().clone())
     }
+
+    /// Each token's bytes, without building the token trie (tandem patch).
+    pub fn token_bytes(&self) -> Option<Arc<llg::TokenBytes>> {
+        self.llg_factory.as_ref().and_then(|f| f.token_bytes())
+    }
 }
 
 #[derive(Clone, Copy)]

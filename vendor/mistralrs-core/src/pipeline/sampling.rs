@@ -119,16 +119,14 @@ pub(crate) async fn finish_or_add_toks_to_seq(
 ) -> Result<()> {
     let mut is_done = seq.is_done(logprobs.token, eos_tok, this.get_metadata().max_seq_len);
     let metadata = this.get_metadata();
-    let tok_env = metadata.tok_env().ok_or(candle_core::Error::Msg(
-        "`finish_or_add_toks_to_seq` requires the pipeline to have a token trie".to_string(),
+    let token_bytes = metadata.token_bytes().ok_or(candle_core::Error::Msg(
+        "`finish_or_add_toks_to_seq` requires the pipeline to have a token table".to_string(),
     ))?;
     // Include special tokens when tool calling is active (so tool parsers can see
     // delimiters like <tool_call>, [TOOL_CALLS], <|python_tag|>) or when think tag
     // mode is enabled (so <think>/<\/think> delimiters are visible in the output).
     let include_special = seq.tool_call_state.is_some() || seq.needs_special_tokens();
-    let completion_bytes = tok_env
-        .tok_trie()
-        .decode_ext(&[logprobs.token], include_special);
+    let completion_bytes = token_bytes.decode_ext(&[logprobs.token], include_special);
     seq.add_token(logprobs.clone(), completion_bytes, &is_done);
 
     // If we can have a tool and we got a tool, stop the sequence early.
