@@ -191,6 +191,10 @@ impl LocalEngine {
         sampling.max_len = Some(max_tokens);
         rb = rb.add_logits_processor(penalty::processor(o.repeat_penalty));
         if temperature <= 0.0 {
+            // An explicit zero, not `None`: mistral.rs fills an unset temperature from the
+            // model's defaults and would then softmax and sample 49k logits on every token
+            // to pick the only candidate top_k leaves; zero takes its argmax path.
+            sampling.temperature = Some(0.0);
             sampling.top_k = Some(1);
         } else {
             sampling.temperature = Some(temperature);

@@ -10,7 +10,7 @@ use super::{
 };
 
 // q rows sharing K/V per pass; bounds the online-softmax state kept in registers/stack
-const Q_BLOCK: usize = 8;
+const Q_BLOCK: usize = 16;
 // kv positions scored per tile; keeps the score tile and softmax pass in L1
 const KV_BLOCK: usize = 128;
 const F32_MAGNITUDE_BITS: u32 = 0x7fff_ffff;

@@ -373,3 +373,56 @@ fn test_flash_attn_cpu_full_q_softcap() -> CandleResult<()> {
     assert_eq!(out.shape().dims(), &[b, h, q_len, d]);
     assert_close(&out, &naive_attention(&q, &k, &v, None, Some(0.5))?)
 }
+
+// The f16 tiled path at SmolLM2's shapes (head size 64, 3 q heads per kv head) with a causal
+// mask and more q rows than one q block: the fixed-size P·V kernel and the 16-row blocks
+// (tandem patches) against naive attention on the same f16-rounded values.
+#[test]
+fn test_flash_attn_cpu_full_q_f16_gqa_causal() -> CandleResult<()> {
+    let (b, q_len, h, h_kv, d) = (1, 37, 6, 2, 64);
+    let kv_len = q_len;
+    let val = |n: usize, salt: usize| -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + salt * 104729) % 2003) as f32 / 2003.0 - 0.5) * 2.0)
+            .collect()
+    };
+    let q = Tensor::from_vec(val(b * q_len * h * d, 1), (b, q_len, h, d), &Device::Cpu)?
+        .to_dtype(DType::F16)?;
+    let k = Tensor::from_vec(val(b * kv_len * h_kv * d, 2), (b, kv_len, h_kv, d), &Device::Cpu)?
+        .to_dtype(DType::F16)?;
+    let v = Tensor::from_vec(val(b * kv_len * h_kv * d, 3), (b, kv_len, h_kv, d), &Device::Cpu)?
+        .to_dtype(DType::F16)?;
+    let mask: Vec<f32> = (0..q_len * kv_len)
+        .map(|i| if i % kv_len > i / kv_len { f32::NEG_INFINITY } else { 0.0 })
+        .collect();
+    let mask = Tensor::from_vec(mask, (1, q_len, kv_len), &Device::Cpu)?;
+    let params = SdpaParams {
+        softmax_scale: 1.0 / (d as f32).sqrt(),
+        softcap: None,
+        n_kv_groups: h / h_kv,
+        sliding_window: None,
+        sinks: None,
+    };
+    let out = run_flash_attn_cpu::<half::f16>(&q, &k, &v, Some(&mask.to_dtype(DType::F16)?), &params)?
+        .to_dtype(DType::F32)?;
+
+    let group = h / h_kv;
+    let widen = |t: &Tensor| -> CandleResult<Tensor> {
+        let t = t.to_dtype(DType::F32)?;
+        let (b, l, hk, d) = t.dims4()?;
+        t.unsqueeze(3)?
+            .expand((b, l, hk, group, d))?
+            .reshape((b, l, hk * group, d))
+    };
+    let qs = (q.to_dtype(DType::F32)? * params.softmax_scale as f64)?;
+    let expected = naive_attention(&qs, &widen(&k)?, &widen(&v)?, Some(&mask), None)?;
+    let (out, expected) = (
+        out.flatten_all()?.to_vec1::<f32>()?,
+        expected.flatten_all()?.to_vec1::<f32>()?,
+    );
+    assert_eq!(out.len(), expected.len());
+    for (i, (o, e)) in out.iter().zip(&expected).enumerate() {
+        assert!((o - e).abs() < 2e-2, "element {i}: {o} vs {e}");
+    }
+    Ok(())
+}
