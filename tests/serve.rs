@@ -271,7 +271,8 @@ fn first_word(port: u16) -> (TcpStream, String) {
 
 #[test]
 fn hang_ups_full_queues_and_sigterm_end_cleanly() {
-    // No waiting room: a second local answer while one runs is told when to come back.
+    // No waiting room: with every slot of the engine's batch answering, one more local answer
+    // is told when to come back.
     let t = Tandem::start(
         None,
         &[
@@ -280,13 +281,16 @@ fn hang_ups_full_queues_and_sigterm_end_cleanly() {
         ],
         &["--json"],
     );
-    let (first, _) = first_word(t.port);
+    let slots = t.health()["local"]["slots"].as_u64().unwrap();
+    assert!(slots >= 2, "{}", t.health());
+    let running: Vec<_> = (0..slots).map(|_| first_word(t.port).0).collect();
+    assert_eq!(t.health()["local"]["running"], slots);
     let busy = post(t.port, &ask("tandem/local", "hi", 4));
     assert_eq!(busy.error(429)["code"], "local_queue_full");
     assert!(busy.header("retry-after").unwrap().parse::<u64>().unwrap() >= 1);
 
     // Hanging up mid-stream stops the generation: the engine is idle within a second.
-    drop(first);
+    drop(running);
     let gone = Instant::now();
     while t.health()["local"]["running"] != 0 {
         assert!(gone.elapsed() < Duration::from_secs(1), "{}", t.health());

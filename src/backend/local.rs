@@ -75,8 +75,9 @@ impl LocalEngine {
             opts,
             state,
             model: OnceLock::new(),
-            // Unbounded until a front-end that takes many requests at once sets a bound.
-            gate: Gate::new(usize::MAX),
+            // As many answers run as the engine batches; the waiting list is unbounded until a
+            // front-end that takes many requests at once sets a bound.
+            gate: Gate::new(build::MAX_SEQS, usize::MAX),
         });
         let bg = inner.clone();
         let spawned = std::thread::Builder::new()
@@ -117,7 +118,12 @@ impl LocalEngine {
         &self.inner.opts
     }
 
-    /// Answers that may wait while one is generated; more are refused with `Busy`.
+    /// How many answers decode together; more wait their turn.
+    pub fn slots(&self) -> usize {
+        build::MAX_SEQS
+    }
+
+    /// Answers that may wait while the engine's batch is full; more are refused with `Busy`.
     pub fn limit_queue(&self, waiting: usize) {
         self.inner.gate.set_max_waiting(waiting);
     }
@@ -313,11 +319,10 @@ impl LocalEngine {
             }
         };
         // mistral.rs drops a cancelled sequence only when it next fails to send a token, and
-        // until then the sequence still counts against the one-at-a-time gate. Before its first
-        // token it is in prefill, where the scheduler batches sequences of equal length (and
-        // the CPU kernels fail on such a batch: "input tensor is not contiguous"), so the next
-        // answer must not start until prefill is over; after it, one decode step lets the
-        // engine notice. `_pass` is held until this returns.
+        // until then the sequence still holds one of the engine's places. Before its first
+        // token it is in prefill, which cannot stop, so its slot is not given to the next
+        // answer until prefill is over; after it, one decode step lets the engine notice. So
+        // the gate's count stays the engine's. `_pass` is held until this returns.
         if !heard {
             let _ = tokio::time::timeout(PREFILL_LIMIT, stream.next()).await;
         }

@@ -22,6 +22,7 @@ pub fn models(cfg: &Config, tiers: &Tiers) -> Value {
 pub fn health(tiers: &Tiers) -> (bool, Value) {
     let local_state = tiers.local_state();
     let load = tiers.local_engine().map(|e| e.load()).unwrap_or_default();
+    let slots = tiers.local_engine().map(|e| e.slots());
     let providers: Vec<Value> = tiers
         .cloud
         .health()
@@ -50,6 +51,7 @@ pub fn health(tiers: &Tiers) -> (bool, Value) {
             "model": tiers.local_name,
             "engine": if tiers.local_is_server() { "server" } else { "in-process" },
             "running": load.running,
+            "slots": slots,
             "waiting": load.waiting,
             "problem": tiers.local_problem().filter(|_| !local_ready),
         },

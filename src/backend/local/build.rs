@@ -12,7 +12,7 @@ use crate::config::LocalDType;
 pub const PREFIX_CACHE_SEQS: usize = 2;
 
 /// Sequences decoded in one batch; more requests wait in the scheduler's queue.
-const MAX_SEQS: usize = 4;
+pub(crate) const MAX_SEQS: usize = 4;
 
 /// Malloc arenas glibc may create for this process (its default is eight per core). The engine's
 /// threads each allocate KV- and activation-sized blocks; with an arena per thread, a block

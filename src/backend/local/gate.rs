@@ -1,11 +1,11 @@
-//! Admission to the in-process engine: one answer decodes at a time, a bounded number wait their
-//! turn in order, and the rest are told when to come back (`BackendError::Busy`).
+//! Admission to the in-process engine: up to `slots` answers decode together, a bounded number
+//! wait their turn in order, and the rest are told when to come back (`BackendError::Busy`).
 //!
-//! Why one at a time: mistral.rs 0.9 batches only sequences of equal length (its scheduler
-//! buckets them by length), so answers of different lengths running together take turns step by
-//! step: no more tokens per second than one after another, and each of them finishes later. A
-//! first-come queue gives the same throughput with the first answer done soonest. The bound
-//! keeps a burst of requests from piling up behind one small CPU model (`serve.local_queue`).
+//! Why a bound on running answers: the engine decodes every running answer in one batch (the
+//! carried mistral.rs attends each row over its own cache, so answers of different lengths
+//! share a step), which reads the weights once for all of them; its scheduler holds at most
+//! `MAX_SEQS` sequences. The bound on waiting keeps a burst of requests from piling up behind
+//! one small CPU model (`serve.local_queue`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -24,7 +24,7 @@ const MAX_RETRY_AFTER_SECS: u64 = 60;
 /// How busy the engine is right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Load {
-    /// Answers being generated (0 or 1).
+    /// Answers being generated (at most the gate's slots).
     pub running: usize,
     /// Answers waiting for their turn.
     pub waiting: usize,
@@ -68,10 +68,10 @@ impl Drop for Place<'_> {
 }
 
 impl Gate {
-    /// A gate that lets `max_waiting` answers wait; `usize::MAX` never refuses.
-    pub fn new(max_waiting: usize) -> Arc<Gate> {
+    /// A gate that lets `slots` answers run and `max_waiting` wait; `usize::MAX` never refuses.
+    pub fn new(slots: usize, max_waiting: usize) -> Arc<Gate> {
         Arc::new(Gate {
-            slot: Arc::new(Semaphore::new(1)),
+            slot: Arc::new(Semaphore::new(slots.max(1))),
             max_waiting: AtomicUsize::new(max_waiting),
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
@@ -130,7 +130,9 @@ impl Gate {
         }
     }
 
-    /// Seconds until a place is likely free: the answers ahead, at the mean answer time.
+    /// Seconds until a place is likely free: the answers ahead, at the mean answer time, as if
+    /// they ran one after another (batched answers each take longer, so this stays an upper
+    /// bound's neighbour rather than a promise).
     fn retry_after(&self, ahead: usize) -> u64 {
         let ms = self.mean_ms.load(Ordering::Relaxed) * (ahead as u64 + 1);
         ms.div_ceil(1000).clamp(1, MAX_RETRY_AFTER_SECS)
@@ -143,7 +145,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_runs_a_bounded_number_wait_and_the_rest_are_told_when_to_return() {
-        let gate = Gate::new(1);
+        let gate = Gate::new(1, 1);
         let never = CancellationToken::new();
         let first = gate.enter(&never).await.unwrap().unwrap();
         assert_eq!(
@@ -176,7 +178,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_wait_gives_its_place_back() {
-        let gate = Gate::new(4);
+        let gate = Gate::new(1, 4);
         let never = CancellationToken::new();
         let _first = gate.enter(&never).await.unwrap().unwrap();
         let cancel = CancellationToken::new();
@@ -189,5 +191,24 @@ mod tests {
                 waiting: 0
             }
         );
+    }
+
+    #[tokio::test]
+    async fn answers_up_to_the_slots_run_together() {
+        let gate = Gate::new(3, 0);
+        let never = CancellationToken::new();
+        let mut passes = Vec::new();
+        for _ in 0..3 {
+            passes.push(gate.enter(&never).await.unwrap().unwrap());
+        }
+        assert_eq!(gate.load().running, 3);
+        assert!(matches!(
+            gate.enter(&never).await,
+            Err(BackendError::Busy { .. })
+        ));
+        passes.pop();
+        let fourth = gate.enter(&never).await.unwrap();
+        assert!(fourth.is_some(), "a freed slot is taken at once");
+        assert_eq!(gate.load().running, 3);
     }
 }

@@ -408,6 +408,8 @@ impl Engine {
         get_mut_arcmutex!(scheduler)
             .set_requires_uniform_completion_batch(requires_uniform_completion_batch);
         get_mut_arcmutex!(scheduler).set_requires_uniform_media_batch(requires_uniform_media_batch);
+        let ragged_decode = get_mut_arcmutex!(pipeline).supports_ragged_decode();
+        get_mut_arcmutex!(scheduler).set_ragged_decode(ragged_decode);
         get_mut_arcmutex!(scheduler).set_supports_packed_prefill(supports_packed_prefill);
         get_mut_arcmutex!(scheduler).set_scheduler_visible_prompt_chunks(
             scheduler_visible_prompt_chunks,

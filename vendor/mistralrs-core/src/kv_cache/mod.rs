@@ -11,6 +11,7 @@ use crate::{
 
 mod full_cache;
 mod hybrid_cache;
+mod ragged;
 mod rotating_cache;
 mod single_cache;
 
@@ -21,6 +22,7 @@ pub use hybrid_cache::{
     HybridCache, HybridCacheConfig, HybridLayerCache, HybridLayerType, RecurrentLayerConfig,
     RecurrentStateLayout, RecurrentStatePool, RecurrentStateSnapshot, RecurrentStateSpec,
 };
+pub use ragged::{attend_rows, RaggedRows};
 pub use rotating_cache::{RotatingCache, RotatingCacheSnapshot};
 pub use single_cache::{SingleCache, SingleCacheSnapshot};
 
@@ -406,8 +408,10 @@ impl KvCache {
     }
 }
 
+/// The working cache of a pipeline: one cache per layer, and the per-row caches of a ragged
+/// decode batch (tandem patch, see `ragged.rs`).
 #[derive(Debug, Clone)]
-pub struct NormalCache(pub Vec<KvCache>);
+pub struct NormalCache(pub Vec<KvCache>, pub RaggedRows);
 
 #[derive(Debug)]
 pub enum NormalCacheType {
@@ -420,8 +424,12 @@ impl NormalCache {
     /// The number of tokens to grow the cache by
     pub const CACHE_GROW_SIZE: usize = 512;
 
+    fn with(caches: Vec<KvCache>) -> Self {
+        Self(caches, RaggedRows::default())
+    }
+
     pub fn new(len: usize, max_seq_len: usize) -> Arc<Mutex<Self>> {
-        Arc::new(Mutex::new(Self(vec![
+        Arc::new(Mutex::new(Self::with(vec![
             KvCache::new_normal(
                 2,
                 max_seq_len,
@@ -437,7 +445,7 @@ impl NormalCache {
         sliding_window: Option<usize>,
     ) -> Arc<Mutex<Self>> {
         match sliding_window {
-            Some(sliding_window) => Arc::new(Mutex::new(Self(vec![
+            Some(sliding_window) => Arc::new(Mutex::new(Self::with(vec![
                 KvCache::new_rotating(
                     2,
                     sliding_window,
@@ -445,7 +453,7 @@ impl NormalCache {
                 );
                 len
             ]))),
-            None => Arc::new(Mutex::new(Self(vec![
+            None => Arc::new(Mutex::new(Self::with(vec![
                 KvCache::new_normal(
                     2,
                     max_seq_len,
@@ -471,7 +479,7 @@ impl NormalCache {
                 }
             }
         }
-        Arc::new(Mutex::new(Self(caches)))
+        Arc::new(Mutex::new(Self::with(caches)))
     }
 }
 
@@ -517,6 +525,17 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
         seqs: &mut [&mut crate::sequence::Sequence],
         modify_draft_cache: bool,
     ) {
+        {
+            let mut guard = pipeline.cache().normal();
+            let NormalCache(working, ragged) = &mut *guard;
+            if !modify_draft_cache
+                && seqs.iter().all(|seq| seq.is_completion())
+                && ragged.clone_in(working, seqs)
+            {
+                return;
+            }
+            ragged.clear();
+        }
         if let [seq] = seqs {
             let seq_cache = if modify_draft_cache {
                 seq.normal_draft_cache()
@@ -666,10 +685,13 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
                 }
             }
         }
-        *pipeline.cache().normal() = NormalCache(caches);
+        pipeline.cache().normal().0 = caches;
     }
     fn clone_out_cache(&self, pipeline: &T, seqs: &mut [&mut Sequence], modify_draft_cache: bool) {
         let all_cache = pipeline.cache().normal();
+        if !modify_draft_cache && all_cache.1.clone_out(seqs) {
+            return;
+        }
         for layer in 0..pipeline.get_metadata().num_hidden_layers {
             let cache = all_cache.0.get(layer).unwrap();
             if let KvCache::Shared { owner } = cache {
@@ -772,6 +794,7 @@ impl<T: CacheManagerMixin + MetadataMixin + ?Sized> CacheManager<T> for NormalCa
         _modify_draft_cache: bool,
         load_preallocated_cache: bool,
     ) {
+        pipeline.cache().normal().1.clear();
         if seqs.iter().any(|seq| seq.preallocated_cache().is_none()) {
             for layer in pipeline.cache().normal().0.iter_mut() {
                 layer.reset();

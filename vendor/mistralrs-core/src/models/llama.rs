@@ -70,6 +70,7 @@ impl CausalSelfAttention {
         x: &Tensor,
         attention_mask: &AttentionMask,
         kv_cache: &mut KvCache,
+        ragged: Option<&mut [KvCache]>,
         ctx: &mut ModelForwardContext<'_>,
         layer_idx: usize,
     ) -> Result<Tensor> {
@@ -133,18 +134,30 @@ impl CausalSelfAttention {
                     )?
                 }
             },
-            None => {
-                let (k, v) = kv_cache.append(&k, &v)?;
+            None => match ragged {
+                Some(rows) => crate::kv_cache::attend_rows(&q, &k, &v, rows, |q, k, v| {
+                    Sdpa.run_attention(
+                        q,
+                        k,
+                        v,
+                        &AttentionMask::None,
+                        Some(ctx.flash_params()),
+                        &self.sdpa_params,
+                    )
+                })?,
+                None => {
+                    let (k, v) = kv_cache.append(&k, &v)?;
 
-                Sdpa.run_attention(
-                    &q,
-                    &k,
-                    &v,
-                    attention_mask,
-                    Some(ctx.flash_params()),
-                    &self.sdpa_params,
-                )?
-            }
+                    Sdpa.run_attention(
+                        &q,
+                        &k,
+                        &v,
+                        attention_mask,
+                        Some(ctx.flash_params()),
+                        &self.sdpa_params,
+                    )?
+                }
+            },
         };
 
         y = if !matches!(attention_mask, AttentionMask::None) {
@@ -245,6 +258,7 @@ impl Block {
         x: &Tensor,
         attention_mask: &AttentionMask,
         kv_cache: &mut KvCache,
+        ragged: Option<&mut [KvCache]>,
         ctx: &mut ModelForwardContext<'_>,
         layer_idx: usize,
     ) -> Result<Tensor> {
@@ -252,7 +266,7 @@ impl Block {
         let x = self.rms_1.forward(x)?;
         let x = (self
             .attn
-            .forward(&x, attention_mask, kv_cache, ctx, layer_idx)?
+            .forward(&x, attention_mask, kv_cache, ragged, ctx, layer_idx)?
             + residual)?;
         let residual = &x;
         let x = (self.mlp.forward(&self.rms_2.forward(&x)?)? + residual)?;
@@ -441,16 +455,18 @@ impl Llama {
             )
         })?;
 
+        let kv_cache = NormalCache::new(cfg.num_hidden_layers, cfg.max_position_embeddings);
+        // tandem patch: attention below reads a ragged decode batch's per-row caches
+        kv_cache.lock().expect("new cache").1.supported =
+            normal_loading_metadata.real_device.is_cpu()
+                && blocks.iter().all(|block| block.attn.paged_attn.is_none());
         Ok(Self {
             wte,
             blocks,
             ln_f,
             lm_head,
             dtype,
-            kv_cache: EitherCache::Normal(NormalCache::new(
-                cfg.num_hidden_layers,
-                cfg.max_position_embeddings,
-            )),
+            kv_cache: EitherCache::Normal(kv_cache),
             device: normal_loading_metadata.real_device,
             cfg: ModelConfigMetadata {
                 max_seq_len: cfg.max_position_embeddings,
@@ -491,7 +507,9 @@ impl Llama {
         ctx: &mut ModelForwardContext<'_>,
     ) -> Result<Tensor> {
         let mut x = input_embeds;
-        let cache = &mut self.kv_cache.normal().0;
+        let mut guard = self.kv_cache.normal();
+        let NormalCache(cache, ragged) = &mut *guard;
+        let mut ragged = ragged.rows.as_mut();
         let mask_cache = ctx.mask_cache(cache);
         let mask = CausalMasker.make_causal_mask(
             input_ids,
@@ -509,11 +527,21 @@ impl Llama {
         for (block_idx, block) in self.blocks.iter().enumerate() {
             x = self.mapper.map(x, block_idx)?;
             let mask_for_layer = &mask.get(x.device());
-            x = block.forward(&x, mask_for_layer, &mut cache[block_idx], ctx, block_idx)?;
+            let rows = ragged.as_mut().map(|rows| rows[block_idx].as_mut_slice());
+            x = block.forward(
+                &x,
+                mask_for_layer,
+                &mut cache[block_idx],
+                rows,
+                ctx,
+                block_idx,
+            )?;
         }
         let x = x.to_device(&self.device)?;
         let x = self.ln_f.forward(&x)?;
-        let x = ctx.logits(&x)?;
+        // tandem patch: the last-token rows of a batched prompt step are a strided view, which
+        // the quantized matmul refuses ("input tensor is not contiguous")
+        let x = ctx.logits(&x)?.contiguous()?;
         self.lm_head.forward(&x)
     }
 

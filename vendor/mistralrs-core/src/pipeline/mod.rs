@@ -1391,6 +1391,12 @@ pub trait Pipeline:
         false
     }
 
+    /// The model decodes sequences of different lengths in one batch, each row attending
+    /// over its own cache (tandem patch, `kv_cache/ragged.rs`).
+    fn supports_ragged_decode(&self) -> bool {
+        false
+    }
+
     fn supports_batched_cuda_sampling(&self) -> bool {
         false
     }

@@ -2032,6 +2032,13 @@ impl Pipeline for NormalPipeline {
         false
     }
 
+    fn supports_ragged_decode(&self) -> bool {
+        !self.model.has_speculative_proposer()
+            && !self.model.is_xlora()
+            && matches!(self.model.cache(), EitherCache::Normal(_))
+            && self.model.cache().normal().1.supported
+    }
+
     fn supports_batched_cuda_sampling(&self) -> bool {
         !self.model.has_speculative_proposer()
     }

@@ -68,12 +68,19 @@ pub trait BucketingManager<Backer: FcfsBacker>: Send + Sync {
         discrete: bool,
         requires_uniform_media_batch: bool,
     ) -> BucketedSeqs<Backer>;
+
+    /// Whether decoding sequences of different lengths may share a batch (tandem patch: the
+    /// pipeline's model attends per row, see `kv_cache/ragged.rs`).
+    fn set_ragged_decode(&mut self, _on: bool) {}
 }
 
 // (cache length, media bucket, sequence offset, raw request)
 type BucketKey = (usize, u8, usize, Option<usize>);
 
-struct FixedBucketingManager;
+#[derive(Default)]
+struct FixedBucketingManager {
+    ragged_decode: bool,
+}
 
 impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
     /// Move the sequences into buckets, and run the ones with the shortest lengths.
@@ -90,7 +97,14 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
         let mut seq_buckets: HashMap<BucketKey, Vec<Sequence>> = HashMap::new();
         let mut seq_priorities: HashMap<BucketKey, f64> = HashMap::new();
         for seq in running {
-            let len = seq.len();
+            // one bucket for every decoding sequence when rows attend over their own caches:
+            // neither its length nor its prefix-cache offset matters then
+            let ragged = self.ragged_decode && seq.is_completion();
+            let (len, offset) = if ragged {
+                (usize::MAX, 0)
+            } else {
+                (seq.len(), seq.token_offset())
+            };
             let media = if requires_uniform_media_batch {
                 modality_signature(&seq)
             } else {
@@ -99,7 +113,7 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
             let key = (
                 len,
                 media,
-                seq.token_offset(),
+                offset,
                 seq.return_raw_logits.then_some(*seq.id()),
             );
             match seq_buckets.get_mut(&key) {
@@ -157,6 +171,10 @@ impl<Backer: FcfsBacker> BucketingManager<Backer> for FixedBucketingManager {
         };
         BucketedSeqs { running, waiting }
     }
+
+    fn set_ragged_decode(&mut self, on: bool) {
+        self.ragged_decode = on;
+    }
 }
 
 pub struct DefaultScheduler<Backer: FcfsBacker> {
@@ -170,7 +188,7 @@ pub struct DefaultScheduler<Backer: FcfsBacker> {
 impl<Backer: FcfsBacker> DefaultScheduler<Backer> {
     pub fn new(method: DefaultSchedulerMethod) -> Self {
         let bucketing_manager: Box<dyn BucketingManager<_>> = match method {
-            DefaultSchedulerMethod::Fixed(_) => Box::new(FixedBucketingManager),
+            DefaultSchedulerMethod::Fixed(_) => Box::<FixedBucketingManager>::default(),
         };
         Self {
             running: Vec::new(),
@@ -359,6 +377,9 @@ impl Scheduler for DefaultScheduler<VecDeque<Sequence>> {
     fn set_requires_uniform_media_batch(&mut self, required: bool) {
         self.requires_uniform_media_batch = required;
     }
+    fn set_ragged_decode(&mut self, on: bool) {
+        self.bucketing_manager.set_ragged_decode(on);
+    }
 }
 
 #[cfg(test)]
@@ -374,6 +395,14 @@ mod tests {
     use tokio::sync::{mpsc::channel, Mutex as TokioMutex};
 
     fn test_sequence(id: usize, input_images: Option<Vec<image::DynamicImage>>) -> Sequence {
+        test_sequence_of(id, input_images, 4)
+    }
+
+    fn test_sequence_of(
+        id: usize,
+        input_images: Option<Vec<image::DynamicImage>>,
+        tokens: usize,
+    ) -> Sequence {
         let (tx, _rx) = channel(1);
         let sampler = Sampler::new(
             None,
@@ -392,7 +421,7 @@ mod tests {
         .unwrap();
         let group = Arc::new(TokioMutex::new(SequenceGroup::new(1, false, true, None)));
         let seq = Sequence::new_waiting(
-            vec![1; 4],
+            vec![1; tokens],
             "prompt".to_string(),
             id,
             id as u128,
@@ -447,7 +476,7 @@ mod tests {
 
     #[test]
     fn uniform_media_gate_uses_persistent_features() {
-        let mut manager = FixedBucketingManager;
+        let mut manager = FixedBucketingManager::default();
         let bucketed = manager.bucket_and_waitlist_seqs_waiting(
             vec![test_sequence(0, None), persistent_image_sequence(1)],
             VecDeque::new(),
@@ -461,7 +490,7 @@ mod tests {
 
     #[test]
     fn mixed_media_batches_can_share_a_completion_bucket() {
-        let mut manager = FixedBucketingManager;
+        let mut manager = FixedBucketingManager::default();
         let bucketed = manager.bucket_and_waitlist_seqs_waiting(
             vec![test_sequence(0, None), persistent_image_sequence(1)],
             VecDeque::new(),
@@ -475,7 +504,7 @@ mod tests {
 
     #[test]
     fn raw_logits_requests_do_not_share_default_buckets() {
-        let mut manager = FixedBucketingManager;
+        let mut manager = FixedBucketingManager::default();
         let normal = test_sequence(0, None);
         let mut raw = test_sequence(1, None);
         raw.return_raw_logits = true;
@@ -492,7 +521,7 @@ mod tests {
 
     #[test]
     fn raw_logits_requests_are_singleton_default_buckets() {
-        let mut manager = FixedBucketingManager;
+        let mut manager = FixedBucketingManager::default();
         let mut first = test_sequence(0, None);
         first.return_raw_logits = true;
         let mut second = test_sequence(1, None);
@@ -506,5 +535,51 @@ mod tests {
 
         assert_eq!(bucketed.running.len(), 1);
         assert_eq!(bucketed.waiting.len(), 1);
+    }
+
+    /// Upstream buckets decoding sequences by length, so two requests of different lengths
+    /// never share a step (tandem patch: with ragged decode they do; prompts still bucket
+    /// by length).
+    #[test]
+    fn ragged_decode_puts_every_decoding_length_in_one_bucket() {
+        let seqs = || {
+            let mut prompt = test_sequence_of(2, None, 9);
+            prompt.set_state(SequenceState::RunningPrompt);
+            vec![
+                test_sequence_of(0, None, 4),
+                test_sequence_of(1, None, 7),
+                prompt,
+            ]
+        };
+        for discrete in [true, false] {
+            let mut manager = FixedBucketingManager::default();
+            let by_length =
+                manager.bucket_and_waitlist_seqs_waiting(seqs(), VecDeque::new(), discrete, false);
+            assert_eq!(by_length.running.len(), 1);
+            assert_eq!(by_length.waiting.len(), 2);
+
+            BucketingManager::<VecDeque<Sequence>>::set_ragged_decode(&mut manager, true);
+            let ragged =
+                manager.bucket_and_waitlist_seqs_waiting(seqs(), VecDeque::new(), discrete, false);
+            let ids = |v: &[Sequence]| {
+                let mut ids: Vec<usize> = v.iter().map(|s| *s.id()).collect();
+                ids.sort();
+                ids
+            };
+            let waiting = Vec::from(ragged.waiting);
+            let (decoding, prompts) = if discrete {
+                // the shortest bucket runs first: the prompt, then both decoders together
+                (waiting, ragged.running)
+            } else {
+                let (a, b) = (ragged.running, waiting);
+                if a.len() == 2 {
+                    (a, b)
+                } else {
+                    (b, a)
+                }
+            };
+            assert_eq!(ids(&decoding), vec![0, 1], "discrete {discrete}");
+            assert_eq!(ids(&prompts), vec![2], "discrete {discrete}");
+        }
     }
 }

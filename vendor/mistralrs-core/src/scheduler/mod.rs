@@ -157,6 +157,9 @@ pub trait Scheduler: Send + Sync {
 
     fn set_requires_uniform_media_batch(&mut self, _required: bool) {}
 
+    /// Decoding sequences of different lengths may share a batch (tandem patch).
+    fn set_ragged_decode(&mut self, _on: bool) {}
+
     fn set_supports_packed_prefill(&mut self, _supported: bool) {}
 
     fn set_scheduler_visible_prompt_chunks(
