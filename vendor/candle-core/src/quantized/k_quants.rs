@@ -2448,9 +2448,8 @@ pub fn matmul<T: GgmlType>(
     #[cfg(target_arch = "x86_64")]
     if T::DTYPE == GgmlDType::Q8_0 && super::q8_0_x86::available() {
         // SAFETY: T is BlockQ8_0 (checked through its dtype), so the slices are the same.
-        let rhs = unsafe {
-            std::slice::from_raw_parts(rhs_t.as_ptr() as *const BlockQ8_0, rhs_t.len())
-        };
+        let rhs =
+            unsafe { std::slice::from_raw_parts(rhs_t.as_ptr() as *const BlockQ8_0, rhs_t.len()) };
         return super::q8_0_x86::matmul((m, k, n), lhs, rhs, dst);
     }
     let k_in_blocks = k.div_ceil(T::BLCK_SIZE);

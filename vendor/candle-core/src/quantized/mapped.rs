@@ -17,12 +17,18 @@ pub type Owner = Arc<dyn AsRef<[u8]> + Send + Sync>;
 pub(crate) fn check(owner: &Owner, range: &Range<usize>, dtype: GgmlDType) -> Result<()> {
     let bytes = (**owner).as_ref();
     if range.end > bytes.len() || range.start > range.end {
-        crate::bail!("mapped tensor {range:?} is outside its {} bytes", bytes.len())
+        crate::bail!(
+            "mapped tensor {range:?} is outside its {} bytes",
+            bytes.len()
+        )
     }
     let (size, align) = layout(dtype);
     let data = &bytes[range.clone()];
     if !data.len().is_multiple_of(size) {
-        crate::bail!("mapped {dtype:?} tensor of {} bytes is not whole blocks", data.len())
+        crate::bail!(
+            "mapped {dtype:?} tensor of {} bytes is not whole blocks",
+            data.len()
+        )
     }
     if !(data.as_ptr() as usize).is_multiple_of(align) {
         crate::bail!("mapped {dtype:?} tensor is not aligned to {align} bytes")
@@ -116,9 +122,13 @@ mod tests {
         let mut file = vec![0u8; 32];
         file.extend_from_slice(&bytes);
         let owner: Owner = Arc::new(file);
-        let mapped = QStorage::from_mapped(owner, 32..32 + bytes.len(), &Device::Cpu, GgmlDType::Q8_0)?;
+        let mapped =
+            QStorage::from_mapped(owner, 32..32 + bytes.len(), &Device::Cpu, GgmlDType::Q8_0)?;
         let mapped = QTensor::new(mapped, (4, 64))?;
-        let (a, b) = (q.dequantize(&Device::Cpu)?, mapped.dequantize(&Device::Cpu)?);
+        let (a, b) = (
+            q.dequantize(&Device::Cpu)?,
+            mapped.dequantize(&Device::Cpu)?,
+        );
         assert_eq!(a.to_vec2::<f32>()?, b.to_vec2::<f32>()?);
         Ok(())
     }

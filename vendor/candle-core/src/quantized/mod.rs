@@ -12,14 +12,14 @@ pub mod ggml_file;
 pub mod gguf_file;
 pub mod imatrix_file;
 pub mod k_quants;
+pub mod mapped;
 #[cfg(feature = "metal")]
 pub mod metal;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod q8_0_x86;
 pub mod repack;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod repack_x86;
-#[cfg(target_arch = "x86_64")]
-pub(crate) mod q8_0_x86;
-pub mod mapped;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 #[cfg(not(feature = "metal"))]
@@ -412,7 +412,11 @@ impl GgmlDType {
 
     /// Blocks read in place from `owner[range]` (a mapped file), without a heap copy; they
     /// are copied only if written to (tandem patch). The range must be aligned for the type.
-    pub fn from_mapped(&self, owner: mapped::Owner, range: std::ops::Range<usize>) -> Box<dyn QuantizedType> {
+    pub fn from_mapped(
+        &self,
+        owner: mapped::Owner,
+        range: std::ops::Range<usize>,
+    ) -> Box<dyn QuantizedType> {
         use mapped::MappedBlocks as M;
         match self {
             Self::F32 => Box::new(M::<f32>::new(owner, range)),
@@ -1173,7 +1177,11 @@ impl QTensor {
         let mut out_dims = dims.to_vec();
         for (dst, &(_, n)) in dsts.into_iter().zip(weights.iter()) {
             *out_dims.last_mut().unwrap() = n;
-            out.push(Tensor::from_vec(dst, out_dims.clone(), &crate::Device::Cpu)?);
+            out.push(Tensor::from_vec(
+                dst,
+                out_dims.clone(),
+                &crate::Device::Cpu,
+            )?);
         }
         Ok(Some(out))
     }

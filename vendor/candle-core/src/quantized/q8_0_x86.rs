@@ -249,10 +249,7 @@ mod k_zmm {
         for i in 0..RM {
             for j in 0..RN {
                 let v = acc[i][j];
-                let v8 = _mm256_add_ps(
-                    _mm512_castps512_ps256(v),
-                    _mm512_extractf32x8_ps(v, 1),
-                );
+                let v8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
                 *dst.add(j * ldd + i) = hsum8(_mm256_add_ps(v8, tail[i][j]));
             }
         }
@@ -359,7 +356,12 @@ pub(crate) fn matmul_shared_lhs(
     let table: Vec<(usize, usize, usize, usize)> = parts
         .iter_mut()
         .map(|(rhs_t, n, dst)| {
-            let row = (rhs_t.as_ptr() as usize, *n, dst.as_mut_ptr() as usize, first);
+            let row = (
+                rhs_t.as_ptr() as usize,
+                *n,
+                dst.as_mut_ptr() as usize,
+                first,
+            );
             first += n.div_ceil(rows_per_unit);
             row
         })
@@ -369,13 +371,20 @@ pub(crate) fn matmul_shared_lhs(
     ACT_SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         if scratch.len() < m * kb {
-            scratch.resize(m * kb, ActQ8 { qs: [0; QK8_0], d: 0.0 });
+            scratch.resize(
+                m * kb,
+                ActQ8 {
+                    qs: [0; QK8_0],
+                    d: 0.0,
+                },
+            );
         }
         let act_ptr = scratch.as_mut_ptr() as usize;
         let quantize = |rows: std::ops::Range<usize>| {
             for r in rows {
-                let out =
-                    unsafe { std::slice::from_raw_parts_mut((act_ptr as *mut ActQ8).add(r * kb), kb) };
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut((act_ptr as *mut ActQ8).add(r * kb), kb)
+                };
                 unsafe { quantize_row(&lhs[r * k..(r + 1) * k], out) };
             }
         };
@@ -429,7 +438,10 @@ mod tests {
 
     fn weights(n: usize, k: usize, seed: u32) -> Vec<BlockQ8_0> {
         let xs: Vec<f32> = (0..n * k)
-            .map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0) - 0.5)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 16) as f32 / 65536.0)
+                    - 0.5
+            })
             .collect();
         let mut ws = vec![BlockQ8_0::zeros(); n * k / QK8_0];
         BlockQ8_0::from_float(&xs, &mut ws);
@@ -442,7 +454,9 @@ mod tests {
         let k = 576;
         let mats: Vec<(Vec<BlockQ8_0>, usize)> =
             (0..6).map(|i| (weights(49152, k, i), 49152)).collect();
-        let lhs: Vec<f32> = (0..k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+        let lhs: Vec<f32> = (0..k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+            .collect();
         let bytes: usize = mats.iter().map(|(w, _)| w.len() * 34).sum();
         let mut dst = vec![0f32; 49152];
         let mut times = vec![];
@@ -473,10 +487,15 @@ mod tests {
         }
         let k = 576;
         for m in [1, 5] {
-            let lhs: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0).collect();
+            let lhs: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+                .collect();
             let shapes = [576, 192, 192];
-            let ws: Vec<Vec<BlockQ8_0>> =
-                shapes.iter().enumerate().map(|(i, &n)| weights(n, k, i as u32)).collect();
+            let ws: Vec<Vec<BlockQ8_0>> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| weights(n, k, i as u32))
+                .collect();
             let alone: Vec<Vec<f32>> = ws
                 .iter()
                 .zip(shapes)

@@ -388,12 +388,26 @@ fn test_flash_attn_cpu_full_q_f16_gqa_causal() -> CandleResult<()> {
     };
     let q = Tensor::from_vec(val(b * q_len * h * d, 1), (b, q_len, h, d), &Device::Cpu)?
         .to_dtype(DType::F16)?;
-    let k = Tensor::from_vec(val(b * kv_len * h_kv * d, 2), (b, kv_len, h_kv, d), &Device::Cpu)?
-        .to_dtype(DType::F16)?;
-    let v = Tensor::from_vec(val(b * kv_len * h_kv * d, 3), (b, kv_len, h_kv, d), &Device::Cpu)?
-        .to_dtype(DType::F16)?;
+    let k = Tensor::from_vec(
+        val(b * kv_len * h_kv * d, 2),
+        (b, kv_len, h_kv, d),
+        &Device::Cpu,
+    )?
+    .to_dtype(DType::F16)?;
+    let v = Tensor::from_vec(
+        val(b * kv_len * h_kv * d, 3),
+        (b, kv_len, h_kv, d),
+        &Device::Cpu,
+    )?
+    .to_dtype(DType::F16)?;
     let mask: Vec<f32> = (0..q_len * kv_len)
-        .map(|i| if i % kv_len > i / kv_len { f32::NEG_INFINITY } else { 0.0 })
+        .map(|i| {
+            if i % kv_len > i / kv_len {
+                f32::NEG_INFINITY
+            } else {
+                0.0
+            }
+        })
         .collect();
     let mask = Tensor::from_vec(mask, (1, q_len, kv_len), &Device::Cpu)?;
     let params = SdpaParams {
@@ -403,8 +417,9 @@ fn test_flash_attn_cpu_full_q_f16_gqa_causal() -> CandleResult<()> {
         sliding_window: None,
         sinks: None,
     };
-    let out = run_flash_attn_cpu::<half::f16>(&q, &k, &v, Some(&mask.to_dtype(DType::F16)?), &params)?
-        .to_dtype(DType::F32)?;
+    let out =
+        run_flash_attn_cpu::<half::f16>(&q, &k, &v, Some(&mask.to_dtype(DType::F16)?), &params)?
+            .to_dtype(DType::F32)?;
 
     let group = h / h_kv;
     let widen = |t: &Tensor| -> CandleResult<Tensor> {
