@@ -1,4 +1,5 @@
-//! The command line as a user meets it: help, version, auth status, completions, route --stats.
+//! The command line as a user meets it: help, version, auth status, completions, and `route`
+//! (its text, --json, --batch and --stats output, and a bad weight's one-line error).
 
 mod common;
 use common::Sandbox;
@@ -170,4 +171,99 @@ fn route_stats_shows_what_each_preset_keeps_local() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "--stats and --batch conflict");
+}
+
+#[test]
+fn batch_json_shape() {
+    let sb = Sandbox::new();
+    let mut input = String::new();
+    input.push_str("{\"id\":\"a\",\"prompt\":\"hello\"}\n");
+    input.push_str("{\"id\":7,\"prompt\":\"Implement quicksort in Rust and prove its O(n log n) average complexity.\"}\n");
+    input.push('\n');
+    let mut bytes = input.into_bytes();
+    bytes.extend_from_slice(b"{\"id\":\"junk\",\"prompt\":\"\xff\xfe\\u0000bin\"}\n");
+    let out = sb
+        .cmd()
+        .args(["route", "--batch"])
+        .write_stdin(bytes)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[0]["id"], "a");
+    assert_eq!(lines[1]["id"], 7);
+    for l in &lines {
+        let obj = l.as_object().unwrap();
+        let mut keys: Vec<_> = obj.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["id", "reasons", "score", "target"]);
+        assert!(matches!(l["target"].as_str(), Some("local" | "cloud")));
+        assert!((0.0..=1.0).contains(&l["score"].as_f64().unwrap()));
+        let reasons = l["reasons"].as_array().unwrap();
+        assert!(
+            !reasons.is_empty()
+                && reasons
+                    .iter()
+                    .all(|r| r["code"].is_string() && r["message"].is_string())
+        );
+    }
+    assert!(
+        lines[1]["score"].as_f64() > lines[0]["score"].as_f64(),
+        "code outranks a greeting"
+    );
+}
+
+#[test]
+fn route_explains_in_text_and_json() {
+    let sb = Sandbox::new();
+    let out = sb
+        .cmd()
+        .args(["route", "Write a Python function to merge two sorted lists"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("route: ") && text.contains("why:") && text.contains("open_ended"),
+        "{text}"
+    );
+    let out = sb.cmd().args(["route", "--json", "hi"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["features"].as_array().unwrap().len(),
+        tandem::router::Feature::COUNT
+    );
+    assert!(v["reasons"][0]["code"].is_string());
+}
+
+#[test]
+fn unknown_weight_is_a_one_line_error() {
+    let sb = Sandbox::new();
+    sb.write_config("[router.weights]\ncodez = 1.0\n");
+    // The same refusal, with the same status, from `route`, `-p` and a bare `tandem` (the chat
+    // screen's entry; with stdin not a terminal it reads the pipe, but the check comes first).
+    for args in [&["route", "hi"][..], &["-p", "hi"], &[]] {
+        let out = sb.cmd().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("router.weights.codez")
+                && err.contains("config.toml")
+                && err.trim_end().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
 }

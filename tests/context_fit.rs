@@ -36,12 +36,10 @@ fn long_history(sb: &Sandbox, n: usize, tokens: usize) {
 
 #[test]
 fn a_12000_token_history_is_cut_to_the_local_window_with_room_for_the_answer() {
-    common::local_model();
     let sb = Sandbox::new();
     long_history(&sb, 30, 200);
     let mut child = sb
-        .std_cmd()
-        .env("TANDEM_MODELS_DIR", common::models_dir())
+        .std_cmd_with_model()
         .args(["-c", "-p", "and now?", "--route", "local", "--no-pull"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

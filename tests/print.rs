@@ -1,37 +1,21 @@
 //! One-shot mode as a shell script uses it: exit codes, piping, --json, broken pipes, bad
-//! stdin, --continue across processes, Ctrl-C and kill -9 mid-answer. Local answers come
-//! from the real model (TANDEM_MODELS_DIR, filled by scripts/test).
+//! stdin, --continue across processes, escalation of a looping answer (signals mid-answer:
+//! print_interrupts.rs). Local answers come from the real model (TANDEM_MODELS_DIR, filled by
+//! scripts/test).
 
 use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 mod common;
-use common::Sandbox;
+use common::{Sandbox, json_of, spawn_until_output, wait_bounded};
 use tandem::session::Store;
-
-/// A sandboxed `tandem` that may use the shared real model.
-fn with_model(sb: &Sandbox) -> Command {
-    common::local_model();
-    let mut c = sb.std_cmd();
-    c.env("TANDEM_MODELS_DIR", common::models_dir());
-    c
-}
-
-fn models_env(c: &mut assert_cmd::Command) -> &mut assert_cmd::Command {
-    common::local_model();
-    c.env("TANDEM_MODELS_DIR", common::models_dir())
-}
-
-fn json_of(out: &std::process::Output) -> serde_json::Value {
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
-}
 
 #[test]
 fn json_answer_has_the_documented_shape() {
     let sb = Sandbox::new();
-    let out = models_env(&mut sb.cmd())
+    let out = sb
+        .cmd_with_model()
         .args([
             "-p",
             "What color is the sky on a clear day?",
@@ -71,7 +55,8 @@ fn json_answer_has_the_documented_shape() {
 #[test]
 fn piped_stdin_is_the_prompt_and_the_answer_streams_to_stdout() {
     let sb = Sandbox::new();
-    let out = models_env(&mut sb.cmd())
+    let out = sb
+        .cmd_with_model()
         .args(["--route", "local"])
         .write_stdin("Say hello in one short sentence.\n")
         .output()
@@ -159,7 +144,7 @@ fn a_failing_model_exits_1() {
 #[test]
 fn broken_pipe_exits_quietly_with_0() {
     let sb = Sandbox::new();
-    let mut c = with_model(&sb);
+    let mut c = sb.std_cmd_with_model();
     c.args([
         "-p",
         "Write a long story about a dragon.",
@@ -183,7 +168,8 @@ fn broken_pipe_exits_quietly_with_0() {
 #[test]
 fn continue_carries_the_conversation_across_processes() {
     let sb = Sandbox::new();
-    let a = models_env(&mut sb.cmd())
+    let a = sb
+        .cmd_with_model()
         .args([
             "-p",
             "My favorite fruit is mango.",
@@ -193,7 +179,8 @@ fn continue_carries_the_conversation_across_processes() {
         ])
         .output()
         .unwrap();
-    let b = models_env(&mut sb.cmd())
+    let b = sb
+        .cmd_with_model()
         .args([
             "-c",
             "-p",
@@ -211,7 +198,8 @@ fn continue_carries_the_conversation_across_processes() {
     let turns = store.turns(a["conversation_id"].as_i64().unwrap()).unwrap();
     assert_eq!(turns.len(), 4);
     // --conversation finds it by title too.
-    let c = models_env(&mut sb.cmd())
+    let c = sb
+        .cmd_with_model()
         .args([
             "--conversation",
             "My favorite",
@@ -232,118 +220,6 @@ fn continue_carries_the_conversation_across_processes() {
     assert_eq!(out.status.code(), Some(2));
 }
 
-fn wait_bounded(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("process did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Starts a long local answer and returns once some of it has streamed.
-fn start_long_answer(sb: &Sandbox, extra: &[&str]) -> std::process::Child {
-    let mut c = with_model(sb);
-    c.env("TANDEM_LOCAL__MAX_TOKENS", "400").args(extra).args([
-        "-p",
-        "Write a very long story about a dragon and a knight.",
-        "--route",
-        "local",
-    ]);
-    spawn_until_output(c, Stdio::null(), 1)
-}
-
-/// Spawns `c` and returns once `n` bytes of the answer have reached its stdout.
-fn spawn_until_output(mut c: Command, stderr: Stdio, n: usize) -> std::process::Child {
-    let mut child = c.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
-    let mut first = vec![0u8; n];
-    child
-        .stdout
-        .as_mut()
-        .unwrap()
-        .read_exact(&mut first)
-        .unwrap();
-    child
-}
-
-/// A signal right after the first token (no fixed sleep: a faster engine cannot finish first)
-/// keeps the partial answer, marked interrupted, and exits 128 + the signal.
-#[test]
-fn ctrl_c_sigterm_and_sighup_keep_the_partial_answer_marked_interrupted() {
-    for (sig, code) in [
-        (libc::SIGINT, 130),
-        (libc::SIGTERM, 143),
-        (libc::SIGHUP, 129),
-    ] {
-        let sb = Sandbox::new();
-        let mut child = start_long_answer(&sb, &[]);
-        unsafe { libc::kill(child.id() as i32, sig) };
-        let status = wait_bounded(&mut child, Duration::from_secs(30));
-        assert_eq!(status.code(), Some(code), "signal {sig}");
-        let store = Store::open(&sb.history_db()).unwrap();
-        let conv = store.last_conversation().unwrap().unwrap();
-        let turns = store.turns(conv.id).unwrap();
-        assert_eq!(turns.len(), 2);
-        assert!(
-            turns[1].interrupted && turns[1].complete && !turns[1].content.is_empty(),
-            "{:?}",
-            turns[1]
-        );
-    }
-}
-
-#[test]
-fn kill_9_mid_stream_leaves_a_sound_database_and_an_answer_shown_as_interrupted() {
-    let sb = Sandbox::new();
-    let first = models_env(&mut sb.cmd())
-        .args(["-p", "Say hello.", "--route", "local", "--json"])
-        .output()
-        .unwrap();
-    let conv = json_of(&first)["conversation_id"].as_i64().unwrap();
-    // The first token is on disk before it reaches stdout, so once a byte has been read the
-    // partial answer is saved: no sleep needed.
-    let mut child = start_long_answer(&sb, &["-c"]);
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let store = Store::open(&sb.history_db()).unwrap();
-    assert_eq!(store.integrity_check().unwrap(), "ok");
-    let turns = store.turns(conv).unwrap();
-    assert_eq!(turns.len(), 4, "{turns:?}");
-    assert!(turns[0].complete && turns[1].complete && !turns[1].content.is_empty());
-    assert!(
-        !turns[3].complete && !turns[3].content.is_empty() && turns[3].cut_off(),
-        "the partial answer was not saved: {:?}",
-        turns[3]
-    );
-    let show = sb
-        .cmd()
-        .args(["history", "show", &conv.to_string()])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(show.stdout).unwrap();
-    let last_heading = text.lines().rfind(|l| l.starts_with("**local")).unwrap();
-    assert!(last_heading.contains("interrupted"), "{text}");
-    let md = sb
-        .cmd()
-        .args(["history", "export", &conv.to_string(), "--format", "md"])
-        .output()
-        .unwrap();
-    assert!(
-        String::from_utf8(md.stdout)
-            .unwrap()
-            .contains("· interrupted**")
-    );
-    // Its usage is in the ledger, estimated: both answers count.
-    let stats = sb.cmd().args(["stats", "--json"]).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
-    assert_eq!(v["local"]["turns"], 2, "{v}");
-}
-
 #[test]
 fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
     let sb = Sandbox::new();
@@ -361,7 +237,7 @@ fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
          [router]\nthreshold = {threshold:.3}\n\
          [providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\", input_price = 1.0, output_price = 2.0 }}]\n"
     ));
-    let mut c = with_model(&sb);
+    let mut c = sb.std_cmd_with_model();
     let out = c
         .args(["-p", "What is the capital of France?", "--json"])
         .output()
@@ -389,7 +265,7 @@ fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
     );
 
     // With escalation off the local answer stands.
-    let mut c = with_model(&sb);
+    let mut c = sb.std_cmd_with_model();
     let out = c
         .env("TANDEM_ROUTER__ESCALATE", "false")
         .args(["-p", "What is the capital of France?", "--json"])

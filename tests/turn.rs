@@ -40,12 +40,7 @@ fn tandem(sb: &Sandbox, args: &[&str]) -> Output {
 }
 
 fn with_model(sb: &Sandbox, args: &[&str]) -> Output {
-    common::local_model();
-    sb.cmd()
-        .env("TANDEM_MODELS_DIR", common::models_dir())
-        .args(args)
-        .output()
-        .unwrap()
+    sb.cmd_with_model().args(args).output().unwrap()
 }
 
 /// A stored conversation with one exchange; the first turn says `first`.

@@ -6,6 +6,8 @@ pub mod tmux;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
@@ -57,10 +59,33 @@ impl Sandbox {
 
     /// The same, as an assert_cmd command with a time limit.
     pub fn cmd(&self) -> assert_cmd::Command {
-        let mut c = assert_cmd::Command::from_std(self.std_cmd());
-        c.timeout(std::time::Duration::from_secs(120));
+        limited(self.std_cmd())
+    }
+
+    /// `std_cmd` that may use the shared real model (which must be installed).
+    pub fn std_cmd_with_model(&self) -> std::process::Command {
+        local_model();
+        let mut c = self.std_cmd();
+        c.env("TANDEM_MODELS_DIR", models_dir());
         c
     }
+
+    /// `cmd` that may use the shared real model.
+    pub fn cmd_with_model(&self) -> assert_cmd::Command {
+        limited(self.std_cmd_with_model())
+    }
+}
+
+fn limited(c: std::process::Command) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::from_std(c);
+    c.timeout(std::time::Duration::from_secs(120));
+    c
+}
+
+/// A command's stdout as JSON, or a panic that shows what it printed instead.
+pub fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Asserts the one-line error contract: exit 2, a single stderr line, no panic or backtrace.
@@ -285,4 +310,32 @@ fn read_request(s: &mut std::net::TcpStream) -> String {
         }
     }
     String::from_utf8_lossy(&buf[head_end..]).to_string()
+}
+
+/// Waits for `child` to exit, killing it and failing the test after `limit`.
+pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("process did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Spawns `c` and returns once `n` bytes of the answer have reached its stdout.
+pub fn spawn_until_output(mut c: Command, stderr: Stdio, n: usize) -> Child {
+    let mut child = c.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
+    let mut first = vec![0u8; n];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    child
 }

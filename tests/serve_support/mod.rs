@@ -211,11 +211,9 @@ impl Tandem {
             );
         }
         sb.write_config(&cfg);
-        common::local_model();
         let port = free_port();
-        let mut c = sb.std_cmd();
-        c.env("TANDEM_MODELS_DIR", common::models_dir())
-            .args(["serve", "--port", &port.to_string()])
+        let mut c = sb.std_cmd_with_model();
+        c.args(["serve", "--port", &port.to_string()])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
