@@ -451,27 +451,31 @@ mod tests {
     #[test]
     #[ignore = "a measurement: cargo test --release q8_0_x86 -- --ignored --nocapture"]
     fn decode_bandwidth() {
+        // six 49,152 x 576 Q8_0 matrices: ~180 MB, far past any cache, as decode reads them
+        const N: usize = 49152;
         let k = 576;
-        let mats: Vec<(Vec<BlockQ8_0>, usize)> =
-            (0..6).map(|i| (weights(49152, k, i), 49152)).collect();
+        let mats: Vec<Vec<BlockQ8_0>> = (0..6).map(|i| weights(N, k, i)).collect();
         let lhs: Vec<f32> = (0..k)
             .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
             .collect();
-        let bytes: usize = mats.iter().map(|(w, _)| w.len() * 34).sum();
-        let mut dst = vec![0f32; 49152];
+        let bytes: usize = mats
+            .iter()
+            .map(|w| std::mem::size_of_val(w.as_slice()))
+            .sum();
+        let mut dst = vec![0f32; N];
         let mut times = vec![];
         for _ in 0..15 {
             let t = std::time::Instant::now();
-            for (w, n) in &mats {
-                for c in 0..8 {
-                    let rows = n / 8;
-                    let w = &w[c * rows * k / 32..(c + 1) * rows * k / 32];
-                    matmul((1, k, rows), &lhs, w, &mut dst).unwrap();
+            for w in &mats {
+                // in 8 parts, as a layer's products are split across the pool
+                let rows = N / 8;
+                for part in w.chunks(rows * k / QK8_0) {
+                    matmul((1, k, rows), &lhs, part, &mut dst).unwrap();
                 }
             }
             times.push(t.elapsed().as_secs_f64());
         }
-        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        times.sort_by(|a, b| a.total_cmp(b));
         let med = times[times.len() / 2];
         println!(
             "decode GEMV: {:.2} GB/s (median of 15, {} MB, 48 products)",
