@@ -48,18 +48,8 @@ async fn main() {
         .expect("usage: bench_batch MODEL.gguf [RUNS] [MAX_TOKENS]");
     let runs: usize = args.get(2).map_or(5, |s| s.parse().expect("RUNS"));
     let max_tokens: usize = args.get(3).map_or(64, |s| s.parse().expect("MAX_TOKENS"));
-    let engine = LocalEngine::start(LocalOptions {
-        path: model.into(),
-        name: "bench".into(),
-        max_tokens,
-        temperature: 0.0,
-        top_p: 1.0,
-        repeat_penalty: 1.0,
-        context_window: 8192,
-        dtype: Default::default(),
-        // no prefix cache: every run prefills afresh, the same work on both sides
-        prefix_cache: 0,
-    });
+    // no prefix cache: every run prefills afresh, the same work on both sides
+    let engine = LocalEngine::start(LocalOptions::greedy(model, max_tokens));
     engine.ready().await.expect("model did not load");
     let _ = ask(&engine, "Hello.", 4).await;
 

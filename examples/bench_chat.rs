@@ -45,15 +45,8 @@ async fn main() {
     let model = args.get(1).expect("usage: bench_chat MODEL.gguf [TURNS]");
     let turns: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(50);
     let engine = LocalEngine::start(LocalOptions {
-        path: model.into(),
-        name: "bench".into(),
-        max_tokens: 32,
-        temperature: 0.0,
-        top_p: 1.0,
-        repeat_penalty: 1.0,
-        context_window: 8192,
-        dtype: Default::default(),
         prefix_cache: PREFIX_CACHE_SEQS,
+        ..LocalOptions::greedy(model, 32)
     });
     engine.ready().await.expect("model failed to load");
     println!("{}", json!({"phase": "loaded", "rss_mb": rss_mb()}));

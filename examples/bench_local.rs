@@ -78,15 +78,9 @@ async fn main() {
 
     let t0 = Instant::now();
     let engine = LocalEngine::start(LocalOptions {
-        path: model.into(),
-        name: "bench".into(),
-        max_tokens,
-        temperature: 0.0,
-        top_p: 1.0,
-        repeat_penalty: 1.0,
-        context_window: 8192,
         dtype,
         prefix_cache: tandem::backend::local::PREFIX_CACHE_SEQS,
+        ..LocalOptions::greedy(&model, max_tokens)
     });
     engine.ready().await.expect("model failed to load");
     let load_s = t0.elapsed().as_secs_f64();

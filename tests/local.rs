@@ -14,15 +14,11 @@ mod common;
 
 fn options() -> LocalOptions {
     LocalOptions {
-        path: common::local_model(),
         name: "smollm2-135m".into(),
-        max_tokens: 64,
-        temperature: 0.0,
         top_p: 0.9,
         repeat_penalty: 1.15,
-        context_window: 8192,
-        dtype: Default::default(),
         prefix_cache: tandem::backend::local::PREFIX_CACHE_SEQS,
+        ..LocalOptions::greedy(common::local_model(), 64)
     }
 }
 

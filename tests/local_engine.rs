@@ -67,15 +67,8 @@ fn q8_model() -> PathBuf {
 fn start(prefix_cache: usize) -> LocalEngine {
     snapshotter();
     LocalEngine::start(LocalOptions {
-        path: q8_model(),
-        name: "smollm2-135m".into(),
-        max_tokens: 32,
-        temperature: 0.0,
-        top_p: 1.0,
-        repeat_penalty: 1.0,
-        context_window: 8192,
-        dtype: Default::default(),
         prefix_cache,
+        ..LocalOptions::greedy(q8_model(), 32)
     })
 }
 

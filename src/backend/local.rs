@@ -46,6 +46,28 @@ pub struct LocalOptions {
     pub prefix_cache: usize,
 }
 
+impl LocalOptions {
+    /// A reproducible run of the engine, as the benches and tests make it: greedy, no repetition
+    /// penalty, an 8,192-token window, the default dtype, no prefix cache; named after the file.
+    pub fn greedy(path: impl Into<PathBuf>, max_tokens: usize) -> LocalOptions {
+        let path = path.into();
+        let name = path
+            .file_stem()
+            .map_or_else(|| "local".into(), |s| s.to_string_lossy().into_owned());
+        LocalOptions {
+            path,
+            name,
+            max_tokens,
+            temperature: 0.0,
+            top_p: 1.0,
+            repeat_penalty: 1.0,
+            context_window: 8192,
+            dtype: LocalDType::default(),
+            prefix_cache: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum EngineState {
     Loading,
