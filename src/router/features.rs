@@ -21,6 +21,10 @@ pub enum Feature {
     /// Wording that chains one step onto the last (then, each, per, remaining, twice, more than):
     /// the shape of a multi-step problem.
     Steps,
+    /// Amounts the prompt gives to work with: "48 clips", "$12", "15%", "twice", "a dozen". A word
+    /// problem's difficulty grows with the quantities it combines; years, identifiers ("H2O")
+    /// and unit symbols ("600 MHz") are not counted.
+    Quantities,
     /// Code fences, programming keywords and vocabulary, braces and semicolons.
     Code,
     /// Operators, LaTeX and mathematical vocabulary (solve, equation, probability ...).
@@ -40,9 +44,10 @@ pub enum Feature {
 }
 
 impl Feature {
-    pub const ALL: [Feature; 10] = [
+    pub const ALL: [Feature; 11] = [
         Feature::Length,
         Feature::Steps,
+        Feature::Quantities,
         Feature::Code,
         Feature::Math,
         Feature::OpenEnded,
@@ -58,6 +63,7 @@ impl Feature {
         match self {
             Feature::Length => "length",
             Feature::Steps => "steps",
+            Feature::Quantities => "quantities",
             Feature::Code => "code",
             Feature::Math => "math",
             Feature::OpenEnded => "open_ended",
@@ -146,6 +152,8 @@ pub fn features(prompt: &str, conversation: &[Message]) -> Features {
     let words = word_count(prompt) as f64;
     v[Feature::Length as usize] = (words.ln_1p() / 4096f64.ln_1p()).min(1.0);
     v[Feature::Steps as usize] = sat(n(Lex::Steps), 4.0);
+    let amounts = f64::from(s.amounts) + n(Lex::NumberWord);
+    v[Feature::Quantities as usize] = sat(amounts, 5.0);
     let code = n(Lex::Fence) * 3.0
         + n(Lex::CodeKeyword) * 0.5
         + n(Lex::CodeWord)
@@ -274,6 +282,8 @@ mod tests {
     const CASES: &[(&str, Feature, bool)] = &[
         ("She buys 3 pens, then gives each friend 2. How many are left?", Feature::Steps, true),
         ("The stairs have twelve steps and a landing.", Feature::Steps, false),
+        ("Tom has $12 and buys 3 apples at 15% off.", Feature::Quantities, true),
+        ("In 1865 H2O at 298 K filled flask T1 at 600 MHz.", Feature::Quantities, false),
         ("Implement quicksort in Rust with O(n log n) average time.", Feature::Code, true),
         ("The class of 30 students voted true or false and returned home.", Feature::Code, false),
         ("Solve x^2 + 3x = 4 for x.", Feature::Math, true),

@@ -1,7 +1,8 @@
 //! Word lists behind the lexical features, compiled once into a single aho-corasick automaton.
-//! The lists name general signals (programming, maths, multi-step wording, open-ended asks),
-//! written from general knowledge; none may hold a subject's vocabulary or a phrase lifted from
-//! an evaluation set: subject words were what made the previous router fail on unseen subjects.
+//! The lists name general signals (programming, maths, multi-step wording, number words,
+//! open-ended asks), written from general knowledge; none may hold a subject's vocabulary or a
+//! phrase lifted from an evaluation set: subject words were what made the previous router fail
+//! on unseen subjects.
 
 use std::sync::LazyLock;
 
@@ -19,9 +20,10 @@ pub(crate) enum Lex {
     Brief,
     OpenEnded,
     Steps,
+    NumberWord,
 }
 
-pub(crate) const LEX_COUNT: usize = 9;
+pub(crate) const LEX_COUNT: usize = 10;
 
 #[rustfmt::skip]
 const FENCE: &[&str] = &[
@@ -88,6 +90,15 @@ const STEPS: &[&str] = &[
     "later", "first", "second", "third", "next", "finally", "total", "combined",
 ];
 
+/// Amounts written as words. "half of" is listed beside "half" because the automaton takes the
+/// longest phrase, and "half of" is also a step.
+#[rustfmt::skip]
+const NUMBER_WORD: &[&str] = &[
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "fifteen", "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "dozen", "half",
+    "half of", "twice", "double", "triple", "thrice", "quarter", "percent",
+];
+
 fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
     [
         (Lex::Fence, FENCE),
@@ -99,6 +110,7 @@ fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
         (Lex::Brief, BRIEF),
         (Lex::OpenEnded, OPEN_ENDED),
         (Lex::Steps, STEPS),
+        (Lex::NumberWord, NUMBER_WORD),
     ]
 }
 

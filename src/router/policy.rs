@@ -8,15 +8,17 @@ use crate::config::{Preset, RouterConfig};
 
 /// Weights in logit units, from scripts/fit-router (docs/routing-eval.md has the protocol and the
 /// held-out numbers). Length anchors the score: it is the one signal that ranks unseen questions
-/// better than chance on every set we know of. `steps` is fitted within MMLU subjects (so no
-/// subject's vocabulary can carry it) and checked on subjects the fit never saw. `code`,
+/// better than chance on every set we know of. `steps` and `quantities` are set on GSM8K's
+/// training problems (ranked by the calculations their solutions need), as far as every
+/// held-out MMLU fold still beats length. `code`,
 /// `open_ended` and `math` are priors: the fitting data has almost no code or writing asks.
 /// `non_english`, `conversation_depth` and `trivial` are priors too: the benchmarks are
 /// single-turn English, and a 135M local model loses more on long threads and other languages
 /// and nothing on chit-chat. `output_length` and `brevity` only shape the cost estimate.
 const DEFAULT_WEIGHTS: [(Feature, f64); Feature::COUNT] = [
     (Feature::Length, 8.0),
-    (Feature::Steps, 3.7),
+    (Feature::Steps, 6.0),
+    (Feature::Quantities, 4.0),
     (Feature::Code, 3.0),
     (Feature::Math, 0.5),
     (Feature::OpenEnded, -2.0),
