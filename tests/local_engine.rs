@@ -243,7 +243,9 @@ async fn concurrent_requests_answer_as_sequential_ones() {
 
 /// Two follow-ups to one cached conversation, asked at once, both hit the prefix cache and
 /// decode as one batch; each answers as a fresh engine does. Rows that wrote into the cached
-/// entry's KV (which both restored) would corrupt each other.
+/// entry's KV (which both restored) would corrupt each other. Both answers run to the 32-token
+/// cap, so the two decodes overlap for dozens of steps however the prompt steps are scheduled
+/// (with a 4-token answer the first could finish before the second's prompt step: no batch).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_follow_ups_to_one_cached_conversation_answer_as_fresh_ones() {
     let _turn = one_at_a_time().await;
@@ -257,7 +259,7 @@ async fn concurrent_follow_ups_to_one_cached_conversation_answer_as_fresh_ones()
         m
     };
     let (x, y) = (
-        follow("Where do I live?"),
+        follow("Tell me about the city where I live."),
         follow("What is my favorite fruit?"),
     );
 
@@ -265,12 +267,13 @@ async fn concurrent_follow_ups_to_one_cached_conversation_answer_as_fresh_ones()
         counter("mistralrs_prefix_cache_hits_total"),
         counter("mistralrs_ragged_decode_steps_total"),
     );
-    let (cx, cy) = tokio::join!(ask_on(engine, x.clone(), 16), ask_on(engine, y.clone(), 16));
+    let (cx, cy) = tokio::join!(ask_on(engine, x.clone(), 32), ask_on(engine, y.clone(), 32));
+    assert_eq!((cx.1.completion_tokens, cy.1.completion_tokens), (32, 32));
     assert!(counter("mistralrs_prefix_cache_hits_total") >= hits + 2);
     assert!(counter("mistralrs_ragged_decode_steps_total") > steps);
 
     let fresh = start(0);
-    let fx = ask_on(&fresh, x, 16).await.0;
-    let fy = ask_on(&fresh, y, 16).await.0;
+    let fx = ask_on(&fresh, x, 32).await.0;
+    let fy = ask_on(&fresh, y, 32).await.0;
     assert_eq!((cx.0, cy.0), (fx, fy));
 }
