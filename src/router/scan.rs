@@ -188,3 +188,24 @@ fn is_math_char(c: char) -> bool {
             | '∃'
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::scan;
+
+    #[test]
+    fn amounts_are_money_shares_and_counted_things_not_names() {
+        for (text, amounts) in [
+            ("Tom pays $12 for 3 apples and €5 for 2 pears.", 4),
+            ("Prices rose 15% and then 4 percent.", 2),
+            ("She sold 48 clips to 6 friends", 2),
+            ("He bought 3 half-price tickets.", 1),
+            ("In 1865 the 1,500 workers left.", 1),
+            ("H2O at 298 K in flask T1 at 600 MHz, cobalt-60, 13C.", 0),
+            ("A. 8\nB. 24\nC. 120", 0),
+            ("a total of 7", 0),
+        ] {
+            assert_eq!(scan(text).amounts, amounts, "{text:?}");
+        }
+    }
+}
