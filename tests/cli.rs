@@ -37,12 +37,7 @@ fn auth_status_says_where_keys_come_from_and_never_prints_them() {
         .args(["auth", "status"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = common::stdout_ok(&out);
     assert!(
         text.contains("openai") && text.contains("env var OPENAI_API_KEY"),
         "{text}"
@@ -135,12 +130,7 @@ fn route_stats_shows_what_each_preset_keeps_local() {
         .arg(&file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = common::stdout_ok(&out);
     assert!(
         text.starts_with("3 prompts (plain lines)")
             && [
@@ -188,11 +178,7 @@ fn batch_json_shape() {
         .write_stdin(bytes)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_ok(&out);
     let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -230,12 +216,7 @@ fn route_explains_in_text_and_json() {
         .args(["route", "Write a Python function to merge two sorted lists"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = common::stdout_ok(&out);
     assert!(
         text.starts_with("route: ") && text.contains("why:") && text.contains("open_ended"),
         "{text}"

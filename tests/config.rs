@@ -9,11 +9,7 @@ fn show(sb: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> String {
         c.env(k, v);
     }
     let out = c.args(args).args(["config", "show"]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_ok(&out);
     String::from_utf8(out.stdout).unwrap()
 }
 

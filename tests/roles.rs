@@ -12,11 +12,7 @@ fn roles_dir(sb: &Sandbox) -> std::path::PathBuf {
 
 fn stdout(sb: &Sandbox, args: &[&str]) -> String {
     let out = sb.cmd().args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_ok(&out);
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -98,11 +94,7 @@ fn edit_starts_from_the_builtin_and_checks_the_result() {
         .args(["roles", "edit", "commit"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_ok(&out);
     let seeded = std::fs::read_to_string(dir.join("commit.md")).unwrap();
     assert!(seeded.contains("commit message"), "{seeded}");
     let out = sb
@@ -111,11 +103,7 @@ fn edit_starts_from_the_builtin_and_checks_the_result() {
         .args(["roles", "edit", "fresh"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_ok(&out);
     assert!(
         std::fs::read_to_string(dir.join("fresh.md"))
             .unwrap()

@@ -51,11 +51,7 @@ fn the_openai_sdk_streams_and_non_streams_through_every_route() {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for (model, tier) in [
         ("tandem/auto", None),
@@ -351,11 +347,7 @@ fn doctor_checks_a_running_server() {
         .env("TANDEM_SERVE__PORT", t.port.to_string())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::stdout_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["server"]["running"], true, "{v}");
     assert_eq!(v["server"]["local_state"], "ready", "{v}");

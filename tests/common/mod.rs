@@ -339,3 +339,13 @@ pub fn spawn_until_output(mut c: Command, stderr: Stdio, n: usize) -> Child {
         .unwrap();
     child
 }
+
+/// Asserts that a command succeeded (showing its stderr if not) and returns its stdout.
+pub fn stdout_ok(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("stdout is UTF-8")
+}
