@@ -13,14 +13,20 @@ FITTED = {"steps": "+", "quantities": "+"}
 WORD_PROBLEM_WEIGHTS = {"steps": 6.0, "quantities": 4.0}
 GRID_STEPS = (2.0, 3.0, 4.0, 5.0, 6.0)
 GRID_QUANTITIES = (0.0, 1.0, 2.0, 3.0, 4.0)
+# Checked on third-party chat prompts judged like MT-Bench (--arena-bench): the judgement value
+# stays unless a move is surely better and keeps the presets' meaning for the 135M default.
+OPEN_ENDED_JUDGEMENT = -2.0
+GRID_OPEN_ENDED = (0.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0)
 # Signals that were tried and left out (each is re-tested with --tried when the build has it).
 TRIED = {"numbers": "+", "how_many": "+", "change": "+", "conditions": "+", "causal": "+",
          "structure": "+", "reasoning": "+", "recall": "-", "plain_wording": "+"}
-# Fixed weights in logit units, never fitted. mmlu_dev has almost no code, no writing asks and
+# Fixed weights in logit units, not fitted on mmlu_dev. It has almost no code, no writing asks and
 # little symbolic maths below college level, so code, open_ended and math are set by judgement
-# (docs/routing-eval.md); the rest cannot be measured on single-turn English benchmarks.
-PRIORS = {"code": 3.0, "open_ended": -2.0, "math": 0.5, "trivial": -4.0, "non_english": 1.0,
-          "conversation_depth": 0.75, "output_length": 0.0, "brevity": 0.0, **WORD_PROBLEM_WEIGHTS}
+# (docs/routing-eval.md; --arena-bench checks them on chat prompts); the rest cannot be measured
+# on single-turn English benchmarks.
+PRIORS = {"code": 3.0, "open_ended": OPEN_ENDED_JUDGEMENT, "math": 0.5, "trivial": -4.0,
+          "non_english": 1.0, "conversation_depth": 0.75, "output_length": 0.0, "brevity": 0.0,
+          **WORD_PROBLEM_WEIGHTS}
 # Length's weight in logit units: 10 to 1,000 words spans about 4.3 (length 0.29 -> 0.83).
 W_LEN = 8.0
 SIGNS = {**FITTED, **TRIED}
