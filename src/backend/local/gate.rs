@@ -32,6 +32,7 @@ pub struct Load {
 
 pub struct Gate {
     slot: Arc<Semaphore>,
+    slots: usize,
     max_waiting: AtomicUsize,
     waiting: AtomicUsize,
     running: AtomicUsize,
@@ -72,6 +73,7 @@ impl Gate {
     pub fn new(slots: usize, max_waiting: usize) -> Arc<Gate> {
         Arc::new(Gate {
             slot: Arc::new(Semaphore::new(slots.max(1))),
+            slots: slots.max(1),
             max_waiting: AtomicUsize::new(max_waiting),
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
@@ -130,12 +132,14 @@ impl Gate {
         }
     }
 
-    /// Seconds until a place is likely free: the answers ahead, at the mean answer time, as if
-    /// they ran one after another (batched answers each take longer, so this stays an upper
-    /// bound's neighbour rather than a promise).
+    /// Seconds until a request sent now would likely start: the answers ahead and itself, at the
+    /// mean answer time, `slots` at a time. The mean is measured while answers share the batch,
+    /// so it already includes what batching costs each one.
     fn retry_after(&self, ahead: usize) -> u64 {
         let ms = self.mean_ms.load(Ordering::Relaxed) * (ahead as u64 + 1);
-        ms.div_ceil(1000).clamp(1, MAX_RETRY_AFTER_SECS)
+        (ms / self.slots as u64)
+            .div_ceil(1000)
+            .clamp(1, MAX_RETRY_AFTER_SECS)
     }
 }
 
@@ -174,6 +178,27 @@ mod tests {
             "the waiting answer got its turn"
         );
         assert_eq!(gate.load(), Load::default());
+    }
+
+    #[test]
+    fn retry_after_counts_the_answers_ahead_slots_at_a_time() {
+        // Before any answer is timed, each is guessed at FIRST_GUESS_MS (2 s).
+        assert_eq!(
+            Gate::new(1, 4).retry_after(4),
+            10,
+            "five answers, one at a time"
+        );
+        assert_eq!(
+            Gate::new(4, 4).retry_after(4),
+            3,
+            "five answers, four at a time: 2.5 s"
+        );
+        assert_eq!(
+            Gate::new(4, 100).retry_after(100),
+            51,
+            "101 answers: 50.5 s"
+        );
+        assert_eq!(Gate::new(4, 200).retry_after(200), MAX_RETRY_AFTER_SECS);
     }
 
     #[tokio::test]
