@@ -113,7 +113,8 @@ pub(crate) fn scan(text: &str) -> Scan {
             since_number = since_number.saturating_add(1);
         }
         match b {
-            b'=' | b'+' | b'*' | b'/' | b'^' | b'<' | b'>' | b'|' => s.math_symbols += 1,
+            b'=' | b'+' | b'/' | b'^' | b'<' | b'>' => s.math_symbols += 1,
+            b'*' | b'|' => s.math_symbols += u32::from(is_operator(bytes, i)),
             b'{' | b'}' | b';' => s.code_symbols += 1,
             _ => {}
         }
@@ -164,6 +165,30 @@ fn is_amount(bytes: &[u8], start: usize, end: usize, value: u64, plain: bool) ->
     lower >= 4 || (lower >= 1 && word.get(lower) == Some(&b'-'))
 }
 
+/// Whether the '*' or '|' at `i` reads as maths ("x * y", "2x*y", "|x + 5|") rather than markup
+/// or a separator: not against a word ("*emphasis*"), not doubled ("**bold**", "||"), and a bar
+/// must touch a digit or a single letter, so the bars of a table or of "Scenario 1 | I took" do
+/// not count. Slashes all count: "and/or" is prose, but leaving out slashes between words
+/// ("cis/trans") lowered the college-chemistry fold (docs/routing-eval.md).
+fn is_operator(bytes: &[u8], i: usize) -> bool {
+    let b = bytes[i];
+    let prev = i.checked_sub(1).map(|j| bytes[j]);
+    let next = bytes.get(i + 1).copied();
+    if prev == Some(b) || next == Some(b) {
+        return false;
+    }
+    let letter = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_alphabetic);
+    let word_before = i >= 2 && letter(i - 1) && letter(i - 2);
+    let word_after = letter(i + 1) && letter(i + 2);
+    !word_before
+        && !word_after
+        && (b != b'|'
+            || [prev, next]
+                .into_iter()
+                .flatten()
+                .any(|c| c.is_ascii_alphanumeric()))
+}
+
 fn is_math_char(c: char) -> bool {
     matches!(
         c,
@@ -206,6 +231,19 @@ mod tests {
             ("a total of 7", 0),
         ] {
             assert_eq!(scan(text).amounts, amounts, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn stars_and_bars_count_as_maths_only_between_operands() {
+        for (text, symbols) in [
+            ("3/4 of x/y, 2 * 3, 2x*y at 5 km/h", 5),
+            ("How many integers solve |x + 5| < 10?", 4),
+            ("and/or, me/my", 2),
+            ("**bold**, *emphasis*, a || b", 0),
+            ("Scenario 1 | I took it. | a | b |", 0),
+        ] {
+            assert_eq!(scan(text).math_symbols, symbols, "{text:?}");
         }
     }
 }
