@@ -136,9 +136,11 @@ impl Gate {
     /// mean answer time, `slots` at a time. The mean is measured while answers share the batch,
     /// so it already includes what batching costs each one.
     fn retry_after(&self, ahead: usize) -> u64 {
-        let ms = self.mean_ms.load(Ordering::Relaxed) * (ahead as u64 + 1);
-        (ms / self.slots as u64)
-            .div_ceil(1000)
+        let ms = self
+            .mean_ms
+            .load(Ordering::Relaxed)
+            .saturating_mul((ahead as u64).saturating_add(1));
+        ms.div_ceil(self.slots as u64 * 1000)
             .clamp(1, MAX_RETRY_AFTER_SECS)
     }
 }
@@ -199,6 +201,10 @@ mod tests {
             "101 answers: 50.5 s"
         );
         assert_eq!(Gate::new(4, 200).retry_after(200), MAX_RETRY_AFTER_SECS);
+        assert_eq!(
+            Gate::new(4, usize::MAX).retry_after(usize::MAX),
+            MAX_RETRY_AFTER_SECS
+        );
     }
 
     #[tokio::test]
