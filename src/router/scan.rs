@@ -165,10 +165,10 @@ fn is_amount(bytes: &[u8], start: usize, end: usize, value: u64, plain: bool) ->
     lower >= 4 || (lower >= 1 && word.get(lower) == Some(&b'-'))
 }
 
-/// Whether the '*' or '|' at `i` reads as maths ("x * y", "2x*y", "|x + 5|") rather than markup
-/// or a separator: not against a word ("*emphasis*"), not doubled ("**bold**", "||"), and a bar
-/// must touch a digit or a single letter, so the bars of a table or of "Scenario 1 | I took" do
-/// not count. Slashes all count: "and/or" is prose, but leaving out slashes between words
+/// Whether the '*' or '|' at `i` reads as maths ("x * y", "(a+b)*c", "|x + 5|") rather than
+/// markup or a separator: not against a word ("*emphasis*"), not doubled ("**bold**", "||"), a
+/// star needs a factor on each side (not a "* item" bullet or "*Note:*"), and a bar must touch a
+/// digit or a single letter, so the bars of a table or of "Scenario 1 | I took" do not count. Slashes all count: "and/or" is prose, but leaving out slashes between words
 /// ("cis/trans") lowered the college-chemistry fold (docs/routing-eval.md).
 fn is_operator(bytes: &[u8], i: usize) -> bool {
     let b = bytes[i];
@@ -180,13 +180,20 @@ fn is_operator(bytes: &[u8], i: usize) -> bool {
     let letter = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_alphabetic);
     let word_before = i >= 2 && letter(i - 1) && letter(i - 2);
     let word_after = letter(i + 1) && letter(i + 2);
-    !word_before
-        && !word_after
-        && (b != b'|'
-            || [prev, next]
-                .into_iter()
-                .flatten()
-                .any(|c| c.is_ascii_alphanumeric()))
+    if word_before || word_after {
+        return false;
+    }
+    if b == b'|' {
+        return [prev, next]
+            .into_iter()
+            .flatten()
+            .any(|c| c.is_ascii_alphanumeric());
+    }
+    // One space is allowed on each side: "3 * 4".
+    let before = bytes[..i].iter().rev().take(2).find(|c| **c != b' ');
+    let after = bytes[i + 1..].iter().take(2).find(|c| **c != b' ');
+    before.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b')')
+        && after.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'(')
 }
 
 fn is_math_char(c: char) -> bool {
@@ -242,6 +249,8 @@ mod tests {
             ("and/or, me/my", 2),
             ("**bold**, *emphasis*, a || b", 0),
             ("Scenario 1 | I took it. | a | b |", 0),
+            ("* item\n*Note:* then (a+b)*c", 2),
+            ("*café* and *привет*", 0),
         ] {
             assert_eq!(scan(text).math_symbols, symbols, "{text:?}");
         }
