@@ -30,12 +30,7 @@ pub(crate) fn scan(text: &str) -> Scan {
     let mut s = Scan::default();
     let bytes = text.as_bytes();
     let mut in_word = false;
-    let mut in_number = false;
-    let mut number_value: u64 = 0;
-    let mut number_start = 0;
-    let mut number_plain = true;
-    let mut last_number: u64 = 0;
-    let mut since_number = usize::MAX;
+    let mut numbers = Numbers::default();
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
@@ -48,20 +43,8 @@ pub(crate) fn scan(text: &str) -> Scan {
             if is_math_char(c) {
                 s.math_symbols += 1;
             }
-            if in_number {
-                last_number = number_value;
-                since_number = 0;
-                s.amounts += u32::from(is_amount(
-                    bytes,
-                    number_start,
-                    i,
-                    number_value,
-                    number_plain,
-                ));
-            }
+            numbers.other(bytes, i, &mut s.amounts);
             in_word = false;
-            in_number = false;
-            since_number = since_number.saturating_add(1);
             i += c.len_utf8();
             continue;
         }
@@ -71,8 +54,8 @@ pub(crate) fn scan(text: &str) -> Scan {
                 s.letters += 1;
             }
             if !in_word
-                && since_number < 4
-                && last_number >= 300
+                && numbers.since < 4
+                && numbers.last >= 300
                 && bytes
                     .get(i..i + 5)
                     .is_some_and(|w| w.eq_ignore_ascii_case(b"words"))
@@ -82,35 +65,14 @@ pub(crate) fn scan(text: &str) -> Scan {
         }
         in_word = word_char;
         if b.is_ascii_digit() {
-            if !in_number {
-                number_value = 0;
-                number_start = i;
-                number_plain = true;
-            }
-            number_value = number_value
-                .saturating_mul(10)
-                .saturating_add(u64::from(b - b'0'));
-            in_number = true;
-        } else if in_number
-            && matches!(b, b',' | b'.')
-            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
-        {
+            numbers.digit(i, b - b'0');
+        } else if let Some(n) = numbers.current.as_mut().filter(|_| {
+            matches!(b, b',' | b'.') && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+        }) {
             // "2,000" and "3.5" are one number.
-            number_plain = false;
+            n.plain = false;
         } else {
-            if in_number {
-                last_number = number_value;
-                since_number = 0;
-                s.amounts += u32::from(is_amount(
-                    bytes,
-                    number_start,
-                    i,
-                    number_value,
-                    number_plain,
-                ));
-            }
-            in_number = false;
-            since_number = since_number.saturating_add(1);
+            numbers.other(bytes, i, &mut s.amounts);
         }
         match b {
             b'=' | b'+' | b'/' | b'^' | b'<' | b'>' => s.math_symbols += 1,
@@ -120,56 +82,101 @@ pub(crate) fn scan(text: &str) -> Scan {
         }
         i += 1;
     }
-    if in_number {
-        s.amounts += u32::from(is_amount(
-            bytes,
-            number_start,
-            i,
-            number_value,
-            number_plain,
-        ));
+    if let Some(n) = numbers.current {
+        s.amounts += u32::from(n.is_amount(bytes, bytes.len()));
     }
     s
 }
 
-/// Whether the numeral at `start..end` states an amount a problem gives to work with: money
-/// ("$12"), a share ("15%", "15 percent"), or a count or measure in words ("48 clips",
-/// "50 minutes", "3 half-price tickets"). Left out, because they are names rather than amounts:
-/// years ("in 1865"), parts of identifiers ("H2O", "T1", "cobalt-60", "13C"), numbered options and
-/// list items ("A. 8", "2. Then"), and scientific units ("600 MHz", "298 K"), whose questions
-/// (specialist calculations) both a strong and a weaker model tend to fail.
-fn is_amount(bytes: &[u8], start: usize, end: usize, value: u64, plain: bool) -> bool {
-    let before = &bytes[..start];
-    let money = matches!(before.last(), Some(b'$'))
-        || before.ends_with("€".as_bytes())
-        || before.ends_with("£".as_bytes());
-    if money {
-        return true;
+/// The numerals read so far: the one in progress, and the value of the last one and how many
+/// bytes ago it ended ("in 2,000 words").
+struct Numbers {
+    current: Option<Numeral>,
+    last: u64,
+    since: usize,
+}
+
+impl Default for Numbers {
+    fn default() -> Self {
+        Numbers {
+            current: None,
+            last: 0,
+            since: usize::MAX,
+        }
     }
-    if !before.last().is_none_or(u8::is_ascii_whitespace) {
-        return false;
+}
+
+impl Numbers {
+    fn digit(&mut self, i: usize, d: u8) {
+        let n = self.current.get_or_insert(Numeral {
+            start: i,
+            value: 0,
+            plain: true,
+        });
+        n.value = n.value.saturating_mul(10).saturating_add(u64::from(d));
     }
-    if plain && end - start == 4 && (1000..=2099).contains(&value) {
-        return false;
+
+    /// A byte outside any numeral: the one in progress ends here, counted if it states an amount.
+    fn other(&mut self, bytes: &[u8], i: usize, amounts: &mut u32) {
+        if let Some(n) = self.current.take() {
+            self.last = n.value;
+            self.since = 0;
+            *amounts += u32::from(n.is_amount(bytes, i));
+        }
+        self.since = self.since.saturating_add(1);
     }
-    let rest = &bytes[end..];
-    if rest.first() == Some(&b'%') {
-        return true;
+}
+
+/// A run of digits: where it starts, its value, and whether it is plain digits ("2,000" and
+/// "3.5" are not).
+struct Numeral {
+    start: usize,
+    value: u64,
+    plain: bool,
+}
+
+impl Numeral {
+    /// Whether the numeral, ending at `end`, states an amount a problem gives to work with: money
+    /// ("$12"), a share ("15%", "15 percent"), or a count or measure in words ("48 clips",
+    /// "50 minutes", "3 half-price tickets"). Left out, because they are names rather than
+    /// amounts: years ("in 1865"), parts of identifiers ("H2O", "T1", "cobalt-60", "13C"),
+    /// numbered options and list items ("A. 8", "2. Then"), and scientific units ("600 MHz",
+    /// "298 K"), whose questions (specialist calculations) both a strong and a weaker model tend
+    /// to fail.
+    fn is_amount(&self, bytes: &[u8], end: usize) -> bool {
+        let before = &bytes[..self.start];
+        let money = matches!(before.last(), Some(b'$'))
+            || before.ends_with("€".as_bytes())
+            || before.ends_with("£".as_bytes());
+        if money {
+            return true;
+        }
+        if !before.last().is_none_or(u8::is_ascii_whitespace) {
+            return false;
+        }
+        if self.plain && end - self.start == 4 && (1000..=2099).contains(&self.value) {
+            return false;
+        }
+        let rest = &bytes[end..];
+        if rest.first() == Some(&b'%') {
+            return true;
+        }
+        let gap = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        if gap == 0 {
+            return false;
+        }
+        let word = &rest[gap..];
+        let lower = word.iter().take_while(|b| b.is_ascii_lowercase()).count();
+        lower >= 4 || (lower >= 1 && word.get(lower) == Some(&b'-'))
     }
-    let gap = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    if gap == 0 {
-        return false;
-    }
-    let word = &rest[gap..];
-    let lower = word.iter().take_while(|b| b.is_ascii_lowercase()).count();
-    lower >= 4 || (lower >= 1 && word.get(lower) == Some(&b'-'))
 }
 
 /// Whether the '*' or '|' at `i` reads as maths ("x * y", "(a+b)*c", "|x + 5|") rather than
 /// markup or a separator: not against a word ("*emphasis*"), not doubled ("**bold**", "||"), a
 /// star needs a factor on each side (not a "* item" bullet or "*Note:*"), and a bar must touch a
-/// digit or a single letter, so the bars of a table or of "Scenario 1 | I took" do not count. Slashes all count: "and/or" is prose, but leaving out slashes between words
-/// ("cis/trans") lowered the college-chemistry fold (docs/routing-eval.md).
+/// digit or a single letter, so the bars of a table or of "Scenario 1 | I took" do not count.
+/// Slashes all count: "and/or" is prose, but leaving out slashes between words ("cis/trans")
+/// lowered the college-chemistry fold (docs/routing-eval.md).
 fn is_operator(bytes: &[u8], i: usize) -> bool {
     let b = bytes[i];
     let prev = i.checked_sub(1).map(|j| bytes[j]);
