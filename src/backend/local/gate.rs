@@ -32,6 +32,7 @@ pub struct Load {
 
 pub struct Gate {
     slot: Arc<Semaphore>,
+    /// The semaphore's size (it does not report it back), for Retry-After.
     slots: usize,
     max_waiting: AtomicUsize,
     waiting: AtomicUsize,
@@ -71,9 +72,10 @@ impl Drop for Place<'_> {
 impl Gate {
     /// A gate that lets `slots` answers run and `max_waiting` wait; `usize::MAX` never refuses.
     pub fn new(slots: usize, max_waiting: usize) -> Arc<Gate> {
+        let slots = slots.max(1);
         Arc::new(Gate {
-            slot: Arc::new(Semaphore::new(slots.max(1))),
-            slots: slots.max(1),
+            slot: Arc::new(Semaphore::new(slots)),
+            slots,
             max_waiting: AtomicUsize::new(max_waiting),
             waiting: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
