@@ -178,9 +178,7 @@ fn batch_json_shape() {
         .write_stdin(bytes)
         .output()
         .unwrap();
-    common::stdout_ok(&out);
-    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
+    let lines: Vec<serde_json::Value> = common::stdout_ok(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();

@@ -9,8 +9,7 @@ fn show(sb: &Sandbox, env: &[(&str, &str)], args: &[&str]) -> String {
         c.env(k, v);
     }
     let out = c.args(args).args(["config", "show"]).output().unwrap();
-    common::stdout_ok(&out);
-    String::from_utf8(out.stdout).unwrap()
+    common::stdout_ok(&out)
 }
 
 fn line<'a>(text: &'a str, section: &str, key: &str) -> &'a str {

@@ -12,8 +12,7 @@ fn roles_dir(sb: &Sandbox) -> std::path::PathBuf {
 
 fn stdout(sb: &Sandbox, args: &[&str]) -> String {
     let out = sb.cmd().args(args).output().unwrap();
-    common::stdout_ok(&out);
-    String::from_utf8(out.stdout).unwrap()
+    common::stdout_ok(&out)
 }
 
 fn row<'a>(text: &'a str, name: &str) -> &'a str {

@@ -51,8 +51,7 @@ fn the_openai_sdk_streams_and_non_streams_through_every_route() {
         .env("NO_PROXY", "127.0.0.1,localhost")
         .output()
         .unwrap();
-    common::stdout_ok(&out);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&common::stdout_ok(&out)).unwrap();
     for (model, tier) in [
         ("tandem/auto", None),
         ("tandem/local", Some("local")),
@@ -347,8 +346,7 @@ fn doctor_checks_a_running_server() {
         .env("TANDEM_SERVE__PORT", t.port.to_string())
         .output()
         .unwrap();
-    common::stdout_ok(&out);
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&common::stdout_ok(&out)).unwrap();
     assert_eq!(v["server"]["running"], true, "{v}");
     assert_eq!(v["server"]["local_state"], "ready", "{v}");
     // Nothing listens on a fresh port: doctor says so.
