@@ -1,7 +1,7 @@
 """The core of scripts/fit-router: route-eval's APGR, the router's features read from
 `tandem route --batch --json`, the leave-subjects-out folds and the fit. The weights and the
 rules that set them are explained in docs/routing-eval.md."""
-import json, shlex, subprocess, sys
+import json, os, shlex, subprocess, sys
 
 import numpy as np
 
@@ -62,9 +62,12 @@ def load(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def route(cmd, rows):
+def route(cmd, rows, env=None):
+    """The build's routing of `rows`, one JSON object per row; `env` adds config overrides
+    (TANDEM_ROUTER__...)."""
     feed = "".join(json.dumps({"id": r["id"], "prompt": r["prompt"]}) + "\n" for r in rows)
-    p = subprocess.run(shlex.split(cmd), input=feed, capture_output=True, text=True)
+    p = subprocess.run(shlex.split(cmd), input=feed, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
     if p.returncode != 0:
         sys.exit(f"fit-router: `{cmd}` exited {p.returncode}: {p.stderr.strip()[-500:]}")
     out = {}
@@ -166,6 +169,16 @@ def folds(d):
     if missing:
         sys.exit(f"fit-router: subjects in no group: {sorted(missing)}")
     return out
+
+
+def fixed_weights(d, names):
+    """The shipped weights: length and the priors, nothing fitted."""
+    return fit(d, np.arange(len(d.gap)), names, [], 1.0, 0.01)
+
+
+def fold_margins(d, w):
+    """Each mmlu_dev fold's APGR under weights `w` minus length alone's on the same fold."""
+    return [d.apgr(d.X @ w, m) - d.apgr(d.words, m) for _, m in folds(d)]
 
 
 def cross_validate(d, names, fitted, lam, alpha):
