@@ -181,17 +181,26 @@ pub fn features(prompt: &str, conversation: &[Message]) -> Features {
     }
 }
 
-/// Whitespace-separated words in the whole prompt, as `str::split_whitespace` counts them but
-/// over bytes: the same count as the length baseline that routing is compared with.
+/// Whitespace-separated words in the whole prompt, as Python's `str.split` counts them for ASCII
+/// (the length baseline that routing is compared with). It runs over every byte of a pasted
+/// file, so it counts word starts (a non-space after a space) without branches, in blocks small
+/// enough for a byte counter: the compiler vectorises that, several times faster than a loop
+/// that tracks whether it is inside a word.
 fn word_count(text: &str) -> usize {
-    let mut count = 0;
-    let mut in_word = false;
-    for &b in text.as_bytes() {
-        let space = matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0x1c..=0x1f);
-        if !space && !in_word {
-            count += 1;
-        }
-        in_word = !space;
+    let space = |b: u8| b == b' ' || b.wrapping_sub(b'\t') < 5 || b.wrapping_sub(0x1c) < 4;
+    let bytes = text.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return 0;
+    };
+    let mut count = usize::from(!space(first));
+    // 255 pairs at most per block, so the u8 count cannot overflow.
+    for (prev, next) in bytes.chunks(255).zip(bytes[1..].chunks(255)) {
+        let starts: u8 = prev
+            .iter()
+            .zip(next)
+            .map(|(&p, &n)| u8::from(space(p) & !space(n)))
+            .sum();
+        count += usize::from(starts);
     }
     count
 }
@@ -315,6 +324,23 @@ mod tests {
                 "{text:?}"
             );
         }
+        // Words and spaces on each side of the 255-byte blocks the count runs in.
+        for at in [253, 254, 255, 256, 509, 510, 511] {
+            for text in [
+                format!("{} b", "a".repeat(at)),
+                format!("{}b c", " ".repeat(at)),
+                format!("x{}y", " ".repeat(at)),
+                "ab \t".repeat(at),
+            ] {
+                assert_eq!(
+                    word_count(&text),
+                    text.split_ascii_whitespace().count(),
+                    "{at}: {text:?}"
+                );
+            }
+        }
+        // Python's `str.split` (the baseline) also splits on the separators 0x1c-0x1f.
+        assert_eq!(word_count("a\x1cb\x1fc \x0bd"), 4);
         let len = |t: &str| features(t, &[]).get(Feature::Length);
         assert!(len("a b c") < len(&"word ".repeat(60)));
         assert!((len(&"word ".repeat(63)) - 0.5).abs() < 0.01);
