@@ -34,6 +34,27 @@ pub(crate) fn scan(text: &str) -> Scan {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
+        // Most bytes are letters inside a word or spaces, away from any numeral: for them only
+        // the letter count and the distance from the last numeral change (the same result as
+        // the full path below, which a prompt pays for only at word starts, digits and symbols).
+        if numbers.current.is_none() {
+            if in_word && b.is_ascii_alphabetic() {
+                let run = bytes[i..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .count();
+                s.letters += run as u32;
+                numbers.since = numbers.since.saturating_add(run);
+                i += run;
+                continue;
+            }
+            if b == b' ' {
+                in_word = false;
+                numbers.since = numbers.since.saturating_add(1);
+                i += 1;
+                continue;
+            }
+        }
         if b >= 0x80 {
             let c = text[i..].chars().next().unwrap_or('\u{FFFD}');
             if c.is_alphabetic() {
