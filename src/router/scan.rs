@@ -44,13 +44,13 @@ pub(crate) fn scan(text: &str) -> Scan {
                     .take_while(|c| c.is_ascii_alphabetic())
                     .count();
                 s.letters += run as u32;
-                numbers.since = numbers.since.saturating_add(run);
+                numbers.pass(run);
                 i += run;
                 continue;
             }
             if b == b' ' {
                 in_word = false;
-                numbers.since = numbers.since.saturating_add(1);
+                numbers.pass(1);
                 i += 1;
                 continue;
             }
@@ -144,7 +144,12 @@ impl Numbers {
             self.since = 0;
             *amounts += u32::from(n.is_amount(bytes, i));
         }
-        self.since = self.since.saturating_add(1);
+        self.pass(1);
+    }
+
+    /// `n` bytes with no numeral in progress: only the distance from the last one grows.
+    fn pass(&mut self, n: usize) {
+        self.since = self.since.saturating_add(n);
     }
 }
 
