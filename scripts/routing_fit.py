@@ -17,6 +17,8 @@ GRID_QUANTITIES = (0.0, 1.0, 2.0, 3.0, 4.0)
 # stays unless a move is surely better and keeps the presets' meaning for the 135M default.
 OPEN_ENDED_JUDGEMENT = -2.0
 GRID_OPEN_ENDED = (0.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0)
+# Length's weight moved alone (--word-problems, --arena-bench): what chat prompts would take.
+GRID_LENGTH = (8.0, 6.0, 4.0, 2.0, 0.0)
 # Signals that were tried and left out (each is re-tested with --tried when the build has it).
 TRIED = {"numbers": "+", "how_many": "+", "change": "+", "conditions": "+", "causal": "+",
          "structure": "+", "reasoning": "+", "recall": "-", "plain_wording": "+"}
@@ -95,7 +97,8 @@ class Data:
 
 
 def bounded_ridge(Z, y, signs, alpha, sweeps=300):
-    """min |y - Zb|^2 / n + alpha |b|^2 with b_i >= 0 ('+') or <= 0 ('-'): coordinate descent."""
+    """min |y - Zb|^2 / n + alpha |b|^2 with b_i >= 0 ('+'), <= 0 ('-') or free (any other
+    sign): coordinate descent."""
     n, k = Z.shape
     b = np.zeros(k)
     col = (Z * Z).sum(0) / n + alpha
@@ -169,6 +172,14 @@ def folds(d):
     if missing:
         sys.exit(f"fit-router: subjects in no group: {sorted(missing)}")
     return out
+
+
+def moved(w, names, **weights):
+    """A copy of weights `w` with the named features set to new values."""
+    w = w.copy()
+    for k, v in weights.items():
+        w[names.index(k)] = v
+    return w
 
 
 def fixed_weights(d, names):
