@@ -19,6 +19,10 @@ OPEN_ENDED_JUDGEMENT = -2.0
 GRID_OPEN_ENDED = (0.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0)
 # Length's weight moved alone (--word-problems, --arena-bench): what chat prompts would take.
 GRID_LENGTH = (8.0, 6.0, 4.0, 2.0, 0.0)
+# Where fit-router's joint search (--arena-bench with --word-problems) moves the judgement weights.
+SEARCH_BOUNDS = {"code": (0.0, 8.0), "open_ended": (-8.0, 0.0), "math": (0.0, 4.0),
+                 "steps": (0.0, 10.0), "quantities": (0.0, 8.0), "output_length": (-3.0, 3.0),
+                 "brevity": (-3.0, 3.0)}
 # Signals that were tried and left out (each is re-tested with --tried when the build has it).
 TRIED = {"numbers": "+", "how_many": "+", "change": "+", "conditions": "+", "causal": "+",
          "structure": "+", "reasoning": "+", "recall": "-", "plain_wording": "+"}
@@ -198,3 +202,20 @@ def cross_validate(d, names, fitted, lam, alpha):
         w = fit(d, np.flatnonzero(~m), names, fitted, lam, alpha)
         rows.append((g, int(m.sum()), d.apgr(d.X @ w, m), d.apgr(d.words, m)))
     return rows
+
+
+def ascend(w, names, bounds, objective, allowed, step=0.5, rounds=6):
+    """Coordinate ascent of `objective(w)` over the features in `bounds` ({name: (lo, hi)}),
+    each tried on a grid of `step`, keeping only weights for which `allowed(w)` holds."""
+    w, best = w.copy(), objective(w)
+    for _ in range(rounds):
+        improved = False
+        for k, (lo, hi) in bounds.items():
+            for v in np.arange(lo, hi + 1e-9, step):
+                w2 = moved(w, names, **{k: v})
+                s = objective(w2)
+                if s > best + 1e-4 and allowed(w2):
+                    w, best, improved = w2, s, True
+        if not improved:
+            break
+    return w
