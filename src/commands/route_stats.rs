@@ -133,9 +133,10 @@ impl Stats {
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
         let n = self.len();
+        let noun = if n == 1 { "prompt" } else { "prompts" };
         writeln!(
             out,
-            "{n} prompts ({}), {} with secrets (kept local under any preset)",
+            "{n} {noun} ({}), {} with secrets (kept local under any preset)",
             self.format,
             self.secrets()
         )?;
@@ -260,5 +261,15 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?} in {text}");
         }
+    }
+
+    #[test]
+    fn one_prompt_is_counted_in_the_singular() {
+        let mut out = Vec::new();
+        stats("hi\n")
+            .write_text(&RouterConfig::default(), 0.5, &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("1 prompt (plain lines),"), "{text}");
     }
 }
