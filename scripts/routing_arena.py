@@ -41,9 +41,7 @@ def arena_bench(path, cmd, d, mt, names, mmlu_rows, mt_rows, wp=None):
         rows = [{**q, "category": "arena", "strong": float(strong[q["id"]]),
                  "weak": float(weak[q["id"]])}
                 for q in questions if q["id"] in strong and q["id"] in weak]
-        o = Data(rows, [routed[r["id"]] for r in rows], names)
-        o.ids = [r["id"] for r in rows]
-        return o
+        return Data(rows, [routed[r["id"]] for r in rows], names)
 
     a = pair(ARENA_PAIR[1])
     n = len(a.gap)
@@ -159,13 +157,17 @@ def chat_search(d, mt, names, shipped, pairs, wp):
     print("| open_ended | other half: gain over shipped, median (range) | searches improved | "
           "MT-Bench, median (range) |")
     print("| --- | ---: | ---: | ---: |")
-    for lo in (OPEN_ENDED_JUDGEMENT, min(GRID_OPEN_ENDED)):
-        bounds = {k: v for k, v in SEARCH_BOUNDS.items() if k in names}
-        bounds["open_ended"] = (lo, 0.0)
+    ids = set().union(*(o.ids for o in pairs))
+    splits = []  # per seed, each pair's prompts marked 0 or 1
+    for seed in range(5):
+        half = {q: int(hashlib.md5(f"{seed}:{q}".encode()).hexdigest(), 16) % 2 for q in ids}
+        splits.append([np.array([half[q] for q in o.ids]) for o in pairs])
+    bounds = {k: v for k, v in SEARCH_BOUNDS.items() if k in names}
+    free = bounds["open_ended"]
+    for lo in (OPEN_ENDED_JUDGEMENT, free[0]):
+        bounds["open_ended"] = (lo, free[1])
         gains, mts = [], []
-        for seed in range(5):
-            halves = [np.array([int(hashlib.md5(f"{seed}:{q}".encode()).hexdigest(), 16) % 2
-                                for q in o.ids]) for o in pairs]
+        for halves in splits:
             for h in (0, 1):
                 fit_on, other = [x == h for x in halves], [x != h for x in halves]
                 w = ascend(shipped, names, bounds, lambda w: mean_apgr(w, fit_on), allowed)

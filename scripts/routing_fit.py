@@ -1,7 +1,7 @@
 """The core of scripts/fit-router: route-eval's APGR, the router's features read from
 `tandem route --batch --json`, the leave-subjects-out folds and the fit. The weights and the
 rules that set them are explained in docs/routing-eval.md."""
-import json, os, shlex, subprocess, sys
+import functools, json, os, shlex, subprocess, sys
 
 import numpy as np
 
@@ -87,6 +87,7 @@ def route(cmd, rows, env=None):
 
 class Data:
     def __init__(self, rows, routed, names):
+        self.ids = [r["id"] for r in rows]
         self.strong = np.array([r["strong"] for r in rows], float)
         self.weak = np.array([r["weak"] for r in rows], float)
         self.gap = self.strong - self.weak
@@ -98,6 +99,12 @@ class Data:
     def apgr(self, scores, mask=None):
         m = slice(None) if mask is None else mask
         return apgr(scores[m], self.strong[m], self.weak[m])
+
+    @functools.cached_property
+    def fold_baselines(self):
+        """Each leave-subjects-out fold's name, mask and length alone's APGR on it: the same for
+        every weight tried, so worked out once."""
+        return [(g, m, self.apgr(self.words, m)) for g, m in folds(self)]
 
 
 def bounded_ridge(Z, y, signs, alpha, sweeps=300):
@@ -193,14 +200,15 @@ def fixed_weights(d, names):
 
 def fold_margins(d, w):
     """Each mmlu_dev fold's APGR under weights `w` minus length alone's on the same fold."""
-    return [d.apgr(d.X @ w, m) - d.apgr(d.words, m) for _, m in folds(d)]
+    s = d.X @ w
+    return [d.apgr(s, m) - length for _, m, length in d.fold_baselines]
 
 
 def cross_validate(d, names, fitted, lam, alpha):
     rows = []
-    for g, m in folds(d):
+    for g, m, length in d.fold_baselines:
         w = fit(d, np.flatnonzero(~m), names, fitted, lam, alpha)
-        rows.append((g, int(m.sum()), d.apgr(d.X @ w, m), d.apgr(d.words, m)))
+        rows.append((g, int(m.sum()), d.apgr(d.X @ w, m), length))
     return rows
 
 
