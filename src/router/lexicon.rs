@@ -91,10 +91,11 @@ const STEPS: &[&str] = &[
 ];
 
 /// Amounts written as words. "half of" is listed beside "half" because the automaton takes the
-/// longest phrase, and "half of" is also a step.
+/// longest phrase, and "half of" is also a step. "one" is left out: it is mostly not an amount
+/// ("which one of the following", "one-dimensional", "at least one").
 #[rustfmt::skip]
 const NUMBER_WORD: &[&str] = &[
-    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
     "fifteen", "twenty", "thirty", "forty", "fifty", "hundred", "thousand", "million", "dozen", "half",
     "half of", "twice", "double", "triple", "thrice", "quarter", "percent",
 ];
