@@ -10,9 +10,11 @@ import numpy as np
 # means: multi-step and maths signals may only raise the score, recall only lower it.
 FITTED = {"steps": "+", "quantities": "+"}
 # Set on word problems (--word-problems): see the grid it prints.
-WORD_PROBLEM_WEIGHTS = {"steps": 6.0, "quantities": 4.0}
-GRID_STEPS = (2.0, 3.0, 4.0, 5.0, 6.0)
-GRID_QUANTITIES = (0.0, 1.0, 2.0, 3.0, 4.0)
+WORD_PROBLEM_WEIGHTS = {"steps": 3.0, "quantities": 8.0}
+GRID_STEPS = (2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+GRID_QUANTITIES = (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0)
+# Grid points whose rank correlations are this close count as tied; the smaller weights win.
+WORD_PROBLEM_TIE = 0.001
 # Checked on third-party chat prompts judged like MT-Bench (--arena-bench): the judgement value
 # stays unless a move is surely better and keeps the presets' meaning for the 135M default.
 OPEN_ENDED_JUDGEMENT = -2.0
@@ -21,7 +23,7 @@ GRID_OPEN_ENDED = (0.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0)
 GRID_LENGTH = (8.0, 6.0, 4.0, 2.0, 0.0)
 # Where fit-router's joint search (--arena-bench with --word-problems) moves the judgement weights.
 SEARCH_BOUNDS = {"code": (0.0, 8.0), "open_ended": (-8.0, 0.0), "math": (0.0, 4.0),
-                 "steps": (0.0, 10.0), "quantities": (0.0, 8.0), "output_length": (-3.0, 3.0),
+                 "steps": (0.0, 10.0), "quantities": (0.0, 12.0), "output_length": (-3.0, 3.0),
                  "brevity": (-3.0, 3.0)}
 # Signals that were tried and left out (each is re-tested with --tried when the build has it).
 TRIED = {"numbers": "+", "how_many": "+", "change": "+", "conditions": "+", "causal": "+",

@@ -19,8 +19,8 @@ use crate::config::{Preset, RouterConfig};
 /// and nothing on chit-chat. `output_length` and `brevity` only shape the cost estimate.
 const DEFAULT_WEIGHTS: [(Feature, f64); Feature::COUNT] = [
     (Feature::Length, 8.0),
-    (Feature::Steps, 6.0),
-    (Feature::Quantities, 4.0),
+    (Feature::Steps, 3.0),
+    (Feature::Quantities, 8.0),
     (Feature::Code, 3.0),
     (Feature::Math, 0.5),
     (Feature::OpenEnded, -2.0),
