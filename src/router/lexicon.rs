@@ -100,6 +100,37 @@ const NUMBER_WORD: &[&str] = &[
     "half of", "twice", "double", "triple", "thrice", "quarter", "percent",
 ];
 
+/// Verbs that ask for a number of things back: the number after them ("List five facts", "give
+/// me 3 names") is the size of the answer, not an amount the question gives. Verbs that also
+/// tell a word problem's story ("write", "share", "pick", "give" alone) are left out.
+#[rustfmt::skip]
+const REQUEST: &[&str] = &[
+    "list", "name", "suggest", "recommend", "generate", "give me", "tell me", "show me", "brainstorm",
+    "propose", "describe", "outline", "identify", "explain", "provide",
+];
+
+/// Whether `before` (the text up to a number) ends with a request verb and one space, maybe with
+/// "at least", "up to" or "exactly" between: "List at least 3 ways".
+pub(crate) fn follows_request(before: &[u8]) -> bool {
+    let ends =
+        |s: &[u8], w: &[u8]| s.len() >= w.len() && s[s.len() - w.len()..].eq_ignore_ascii_case(w);
+    let Some(mut s) = before.strip_suffix(b" ") else {
+        return false;
+    };
+    if let Some(q) = [&b" at least"[..], b" up to", b" exactly"]
+        .into_iter()
+        .find(|q| ends(s, q))
+    {
+        s = &s[..s.len() - q.len()];
+    }
+    REQUEST.iter().any(|v| {
+        ends(s, v.as_bytes())
+            && s.len()
+                .checked_sub(v.len() + 1)
+                .is_none_or(|j| !s[j].is_ascii_alphanumeric())
+    })
+}
+
 fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
     [
         (Lex::Fence, FENCE),
@@ -169,7 +200,10 @@ impl Lexicon {
             if end_b && m.end() < bytes.len() && is_word(bytes[m.end()]) {
                 continue;
             }
-            let mask = self.masks[id];
+            let mut mask = self.masks[id];
+            if mask & (1 << Lex::NumberWord as u16) != 0 && follows_request(&bytes[..m.start()]) {
+                mask &= !(1 << Lex::NumberWord as u16);
+            }
             for (i, c) in counts.iter_mut().enumerate() {
                 if mask & (1 << i) != 0 {
                     *c += 1;
@@ -196,5 +230,20 @@ mod tests {
             LEXICON.count("```rust\nfn main() {}\n```")[Lex::Fence as usize],
             2
         );
+    }
+
+    #[test]
+    fn a_number_asked_for_is_not_an_amount_given() {
+        for (text, amounts) in [
+            (
+                "List five facts about owls and give me at least three jokes.",
+                0,
+            ),
+            ("Unlist five; rename two.", 2),
+            ("She has five apples and gives two away.", 2),
+        ] {
+            let c = LEXICON.count(text)[Lex::NumberWord as usize];
+            assert_eq!(c, amounts, "{text:?}");
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! The byte-level pass behind the features that need no word list: letters, symbols, amounts and a
 //! request for many words. Pure counting; turning counts into 0..1 values is `features`' job.
 
+use super::lexicon::follows_request;
+
 #[derive(Default)]
 pub(crate) struct Scan {
     pub(crate) letters: u32,
@@ -166,7 +168,8 @@ impl Numeral {
     /// ("$12"), a share ("15%", "15 percent"), or a count or measure in words ("48 clips",
     /// "50 minutes", "3 half-price tickets"). Left out, because they are names rather than
     /// amounts: years ("in 1865"), parts of identifiers ("H2O", "T1", "cobalt-60", "13C"),
-    /// numbered options and list items ("A. 8", "2. Then"), and scientific units ("600 MHz",
+    /// numbered options and list items ("A. 8", "2. Then"), counts asked for ("list 5 ways"),
+    /// and scientific units ("600 MHz",
     /// "298 K"), whose questions (specialist calculations) both a strong and a weaker model tend
     /// to fail.
     fn is_amount(&self, bytes: &[u8], end: usize) -> bool {
@@ -177,7 +180,7 @@ impl Numeral {
         if money {
             return true;
         }
-        if !before.last().is_none_or(u8::is_ascii_whitespace) {
+        if !before.last().is_none_or(u8::is_ascii_whitespace) || follows_request(before) {
             return false;
         }
         if self.plain && end - self.start == 4 && (1000..=2099).contains(&self.value) {
@@ -269,6 +272,7 @@ mod tests {
             ("H2O at 298 K in flask T1 at 600 MHz, cobalt-60, 13C.", 0),
             ("A. 8\nB. 24\nC. 120", 0),
             ("a total of 7", 0),
+            ("Suggest 3 gifts under $50 and name 2 books.", 1),
         ] {
             assert_eq!(scan(text).amounts, amounts, "{text:?}");
         }
