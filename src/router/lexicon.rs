@@ -105,30 +105,50 @@ const NUMBER_WORD: &[&str] = &[
 /// tell a word problem's story ("write", "share", "pick", "give" alone) are left out.
 #[rustfmt::skip]
 const REQUEST: &[&str] = &[
-    "list", "name", "suggest", "recommend", "generate", "give me", "tell me", "show me", "brainstorm",
-    "propose", "describe", "outline", "identify", "explain", "provide",
+    "list", "name", "suggest", "recommend", "generate", "brainstorm", "propose", "describe", "outline",
+    "identify", "explain", "provide",
 ];
+/// ... and those that ask for it with "me": "give me 3".
+const REQUEST_ME: &[&str] = &["give", "tell", "show"];
+/// What may sit between the verb and the number ("list at least 3"), as the word before the
+/// number and the one before that.
+const QUALIFIERS: &[(&str, &str)] = &[("least", "at"), ("to", "up"), ("exactly", "")];
 
 /// Whether `before` (the text up to a number) ends with a request verb and one space, maybe with
-/// "at least", "up to" or "exactly" between: "List at least 3 ways".
+/// a qualifier between. It runs for every numeral and number word, so it compares whole words
+/// (length first) rather than searching for each verb.
 pub(crate) fn follows_request(before: &[u8]) -> bool {
-    let ends =
-        |s: &[u8], w: &[u8]| s.len() >= w.len() && s[s.len() - w.len()..].eq_ignore_ascii_case(w);
-    let Some(mut s) = before.strip_suffix(b" ") else {
+    let is = |w: &[u8], x: &str| w.eq_ignore_ascii_case(x.as_bytes());
+    let Some((mut rest, mut w)) = pop_word(before) else {
         return false;
     };
-    if let Some(q) = [&b" at least"[..], b" up to", b" exactly"]
-        .into_iter()
-        .find(|q| ends(s, q))
-    {
-        s = &s[..s.len() - q.len()];
+    if let Some((_, lead)) = QUALIFIERS.iter().find(|(q, _)| is(w, q)) {
+        if !lead.is_empty() {
+            match pop_word(rest) {
+                Some((r, l)) if is(l, lead) => rest = r,
+                _ => return false,
+            }
+        }
+        match pop_word(rest) {
+            Some((r, v)) => (rest, w) = (r, v),
+            None => return false,
+        }
     }
-    REQUEST.iter().any(|v| {
-        ends(s, v.as_bytes())
-            && s.len()
-                .checked_sub(v.len() + 1)
-                .is_none_or(|j| !s[j].is_ascii_alphanumeric())
-    })
+    if is(w, "me") {
+        return pop_word(rest).is_some_and(|(_, v)| REQUEST_ME.iter().any(|r| is(v, r)));
+    }
+    REQUEST.iter().any(|r| is(w, r))
+}
+
+/// `s` without its last space and the word before it: (what precedes the word, the word). None
+/// when `s` does not end in a space after a word.
+fn pop_word(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let s = s.strip_suffix(b" ")?;
+    let start = s
+        .iter()
+        .rposition(|b| !b.is_ascii_alphabetic())
+        .map_or(0, |i| i + 1);
+    (start < s.len()).then(|| (&s[..start], &s[start..]))
 }
 
 fn lists() -> [(Lex, &'static [&'static str]); LEX_COUNT] {
@@ -240,6 +260,10 @@ mod tests {
                 0,
             ),
             ("Unlist five; rename two.", 2),
+            (
+                "Name up to four; tell me exactly two; list at most three.",
+                1,
+            ),
             ("She has five apples and gives two away.", 2),
         ] {
             let c = LEXICON.count(text)[Lex::NumberWord as usize];
