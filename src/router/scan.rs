@@ -98,7 +98,8 @@ pub(crate) fn scan(text: &str) -> Scan {
             numbers.other(bytes, i, &mut s.amounts);
         }
         match b {
-            b'=' | b'+' | b'/' | b'^' | b'<' | b'>' => s.math_symbols += 1,
+            b'=' | b'+' | b'^' | b'<' | b'>' => s.math_symbols += 1,
+            b'/' => s.math_symbols += u32::from(!between_words(bytes, i)),
             b'*' | b'|' => s.math_symbols += u32::from(is_operator(bytes, i)),
             b'{' | b'}' | b';' => s.code_symbols += 1,
             _ => {}
@@ -200,12 +201,17 @@ impl Numeral {
     }
 }
 
+/// Whether the byte at `i` sits between two words ("and/or", "his/her"): a slash there is prose,
+/// not division ("x/y", "3/4", "km/h" still count).
+fn between_words(bytes: &[u8], i: usize) -> bool {
+    let letter = |j: usize| bytes.get(j).is_some_and(u8::is_ascii_alphabetic);
+    i >= 2 && letter(i - 1) && letter(i - 2) && letter(i + 1) && letter(i + 2)
+}
+
 /// Whether the '*' or '|' at `i` reads as maths ("x * y", "(a+b)*c", "|x + 5|") rather than
 /// markup or a separator: not against a word ("*emphasis*"), not doubled ("**bold**", "||"), a
 /// star needs a factor on each side (not a "* item" bullet or "*Note:*"), and a bar must touch a
 /// digit or a single letter, so the bars of a table or of "Scenario 1 | I took" do not count.
-/// Slashes all count: "and/or" is prose, but leaving out slashes between words ("cis/trans")
-/// lowered the college-chemistry fold (docs/routing-eval.md).
 fn is_operator(bytes: &[u8], i: usize) -> bool {
     let b = bytes[i];
     let prev = i.checked_sub(1).map(|j| bytes[j]);
@@ -283,7 +289,7 @@ mod tests {
         for (text, symbols) in [
             ("3/4 of x/y, 2 * 3, 2x*y at 5 km/h", 5),
             ("How many integers solve |x + 5| < 10?", 4),
-            ("and/or, me/my", 2),
+            ("and/or, me/my, x/y, 3/4, km/h", 3),
             ("**bold**, *emphasis*, a || b", 0),
             ("Scenario 1 | I took it. | a | b |", 0),
             ("* item\n*Note:* then (a+b)*c", 2),
