@@ -169,10 +169,9 @@ impl Numeral {
     /// ("$12"), a share ("15%", "15 percent"), or a count or measure in words ("48 clips",
     /// "50 minutes", "3 half-price tickets"). Left out, because they are names rather than
     /// amounts: years ("in 1865"), parts of identifiers ("H2O", "T1", "cobalt-60", "13C"),
-    /// numbered options and list items ("A. 8", "2. Then"), counts asked for ("list 5 ways"),
-    /// and scientific units ("600 MHz",
+    /// numbered options and list items ("A. 8", "2. Then"), and scientific units ("600 MHz",
     /// "298 K"), whose questions (specialist calculations) both a strong and a weaker model tend
-    /// to fail.
+    /// to fail; and counts asked for ("list 5 ways"), the size of the answer.
     fn is_amount(&self, bytes: &[u8], end: usize) -> bool {
         let before = &bytes[..self.start];
         let money = matches!(before.last(), Some(b'$'))
