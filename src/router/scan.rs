@@ -98,8 +98,11 @@ pub(crate) fn scan(text: &str) -> Scan {
             numbers.other(bytes, i, &mut s.amounts);
         }
         match b {
-            b'=' | b'+' | b'^' | b'<' | b'>' => s.math_symbols += 1,
-            b'/' => s.math_symbols += u32::from(!between_words(bytes, i)),
+            // One arm for all six: with '/' in an arm of its own the same instructions ran ~6%
+            // slower at 8,000 characters (the byte scan's share of a call 13% -> 18%).
+            b'=' | b'+' | b'/' | b'^' | b'<' | b'>' => {
+                s.math_symbols += u32::from(b != b'/' || !between_words(bytes, i));
+            }
             b'*' | b'|' => s.math_symbols += u32::from(is_operator(bytes, i)),
             b'{' | b'}' | b';' => s.code_symbols += 1,
             _ => {}
