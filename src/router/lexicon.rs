@@ -101,21 +101,27 @@ const NUMBER_WORD: &[&str] = &[
 ];
 
 /// Verbs that ask for a number of things back: the number after them ("List five facts", "give
-/// me 3 names") is the size of the answer, not an amount the question gives. Verbs that also
-/// tell a word problem's story ("write", "share", "pick", "give" alone) are left out.
+/// me 3 names") is the size of the answer, not an amount the question gives. Verbs that often
+/// tell a word problem's story ("write", "share", "pick", "give" alone) are left out; of these,
+/// only "provide 3", "generate 1" and "name twice" occur in GSM8K's 7,473 training problems.
 #[rustfmt::skip]
 const REQUEST: &[&str] = &[
     "list", "name", "suggest", "recommend", "generate", "brainstorm", "propose", "describe", "outline",
     "identify", "explain", "provide",
 ];
-/// ... and those that ask for it with "me": "give me 3".
+/// ... and those that ask for it with "me" or "us": "give me 3".
 const REQUEST_ME: &[&str] = &["give", "tell", "show"];
 /// What may sit between the verb and the number ("list at least 3"), as the word before the
 /// number and the one before that.
-const QUALIFIERS: &[(&str, &str)] = &[("least", "at"), ("to", "up"), ("exactly", "")];
+const QUALIFIERS: &[(&str, &str)] = &[
+    ("least", "at"),
+    ("most", "at"),
+    ("to", "up"),
+    ("exactly", ""),
+];
 
-/// Whether `before` (the text up to a number) ends with a request verb and one space, maybe with
-/// a qualifier between. It runs for every numeral and number word, so it compares whole words
+/// Whether `before` (the text up to a number) ends with a request verb and white space, maybe
+/// with a qualifier between. It runs for every numeral and number word, so it compares whole words
 /// (length first) rather than searching for each verb.
 pub(crate) fn follows_request(before: &[u8]) -> bool {
     let is = |w: &[u8], x: &str| w.eq_ignore_ascii_case(x.as_bytes());
@@ -134,16 +140,16 @@ pub(crate) fn follows_request(before: &[u8]) -> bool {
             None => return false,
         }
     }
-    if is(w, "me") {
+    if is(w, "me") || is(w, "us") {
         return pop_word(rest).is_some_and(|(_, v)| REQUEST_ME.iter().any(|r| is(v, r)));
     }
     REQUEST.iter().any(|r| is(w, r))
 }
 
-/// `s` without its last space and the word before it: (what precedes the word, the word). None
-/// when `s` does not end in a space after a word.
+/// `s` without its trailing white space and the word before it: (what precedes the word, the
+/// word). None when `s` does not end in white space after a word.
 fn pop_word(s: &[u8]) -> Option<(&[u8], &[u8])> {
-    let s = s.strip_suffix(b" ")?;
+    let s = Some(s.trim_ascii_end()).filter(|t| t.len() < s.len())?;
     let start = s
         .iter()
         .rposition(|b| !b.is_ascii_alphabetic())
@@ -261,9 +267,10 @@ mod tests {
             ),
             ("Unlist five; rename two.", 2),
             (
-                "Name up to four; tell me exactly two; list at most three.",
-                1,
+                "Name up to four; tell us exactly two; list at most three.",
+                0,
             ),
+            ("List\n  five, give\tme two, list or three.", 1),
             ("She has five apples and gives two away.", 2),
         ] {
             let c = LEXICON.count(text)[Lex::NumberWord as usize];
