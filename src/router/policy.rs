@@ -13,7 +13,8 @@ use crate::config::{Preset, RouterConfig};
 /// held-out MMLU fold still beats length. `code`, `open_ended` and `math` are priors: the
 /// fitting data has almost no code or writing asks. Arena-bench's chat prompts would take
 /// `open_ended` to -6 for a Mixtral-class weak model; for the 135M default that would keep
-/// emails and essays local even under `quality`, so it stays at -2 (docs/routing-eval.md).
+/// emails and essays local even under `quality` (and with these weights -6 loses an MMLU fold),
+/// so it stays at -2 (docs/routing-eval.md).
 /// `non_english`, `conversation_depth` and `trivial` are priors too: the benchmarks are
 /// single-turn English, and a 135M local model loses more on long threads and other languages
 /// and nothing on chit-chat. `output_length` and `brevity` only shape the cost estimate.
