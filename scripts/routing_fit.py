@@ -21,6 +21,8 @@ OPEN_ENDED_JUDGEMENT = -2.0
 GRID_OPEN_ENDED = (0.0, -1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0)
 # Length's weight moved alone (--word-problems, --arena-bench): what chat prompts would take.
 GRID_LENGTH = (8.0, 6.0, 4.0, 2.0, 0.0)
+# Length's weights the nested check (--nested-length) chooses among.
+GRID_NESTED_LENGTH = (8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0)
 # Where fit-router's joint search (--arena-bench with --word-problems) moves the judgement weights.
 SEARCH_BOUNDS = {"code": (0.0, 8.0), "open_ended": (-8.0, 0.0), "math": (0.0, 4.0),
                  "steps": (0.0, 10.0), "quantities": (0.0, 12.0), "output_length": (-3.0, 3.0),
@@ -229,3 +231,26 @@ def ascend(w, names, bounds, objective, allowed, step=0.5, rounds=6):
         if not improved:
             break
     return w
+
+
+def nested_length(d, names):
+    """Whether length's fixed weight is the one the data would choose, without spending the
+    held-out folds on choosing it: for each fold, the weight from GRID_NESTED_LENGTH with the best
+    mean APGR over the other folds (their subjects only, the held-out ones removed), scored on the
+    held-out fold beside the fixed weight. Reported, never shipped."""
+    base = fixed_weights(d, names)
+    scores = {v: d.X @ moved(base, names, length=v) for v in GRID_NESTED_LENGTH}
+    print("\n## Length's weight chosen by the other folds alone (nested), scored on each fold\n")
+    print(f"| held-out subjects | chosen | margin over length, fixed {W_LEN:g} | margin, chosen |")
+    print("| --- | ---: | ---: | ---: |")
+    fixed, nested = [], []
+    for g, m, length in d.fold_baselines:
+        inner = [m2 & ~m for g2, m2, _ in d.fold_baselines if g2 != g and (m2 & ~m).sum() > 50]
+        pick = max(GRID_NESTED_LENGTH,
+                   key=lambda v: np.mean([d.apgr(scores[v], k) for k in inner]))
+        fixed.append(d.apgr(scores[W_LEN], m) - length)
+        nested.append(d.apgr(scores[pick], m) - length)
+        print(f"| {g} | {pick:g} | {fixed[-1]:+.3f} | {nested[-1]:+.3f} |")
+    better = sum(b > a for a, b in zip(fixed, nested))
+    print(f"\nmean margin: fixed {np.mean(fixed):+.4f}, nested {np.mean(nested):+.4f} ({better} of "
+          f"{len(fixed)} folds better); worst: fixed {min(fixed):+.3f}, nested {min(nested):+.3f}")
