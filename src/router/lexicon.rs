@@ -102,8 +102,8 @@ const NUMBER_WORD: &[&str] = &[
 
 /// Verbs that ask for a number of things back: the number after them ("List five facts", "give
 /// me 3 names") is the size of the answer, not an amount the question gives. Verbs that often
-/// tell a word problem's story ("write", "share", "pick", "give" alone) are left out; of these,
-/// only "provide 3", "generate 1" and "name twice" occur in GSM8K's 7,473 training problems.
+/// tell a word problem's story ("write", "share", "pick", "give" alone) are left out; of the verbs
+/// kept, only "provide 3", "generate 1" and "name twice" occur in GSM8K's 7,473 training problems.
 #[rustfmt::skip]
 const REQUEST: &[&str] = &[
     "list", "name", "suggest", "recommend", "generate", "brainstorm", "propose", "describe", "outline",
