@@ -28,9 +28,9 @@ def arena_bench(path, cmd, d, mt, names, mmlu_rows, mt_rows, wp=None):
     prompts that none of our data holds. It checks `open_ended` by one rule: among the grid
     points that beat length on every mmlu_dev fold by at least 0.001 and keep the `quality`
     preset's meaning for the 135M default (no MT-Bench or mmlu_dev prompt and none of
-    SHORT_CREATIVE_ASKS kept local), the one
-    whose gain over the judgement value has the highest lower bound (2.5th percentile of a paired
-    bootstrap), so the weight moves only as far as the data surely supports. The other weights
+    SHORT_CREATIVE_ASKS kept local), the one whose gain over the judgement value has the highest
+    lower bound (2.5th percentile of a paired bootstrap), so the weight moves only as far as the
+    data surely supports. The other weights
     are moved one at a time to show whether any other move is surely better."""
     def judged(model):
         rows = load(os.path.join(path, "model_judgment", model + ".jsonl"))

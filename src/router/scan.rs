@@ -183,23 +183,20 @@ impl Numeral {
         if money {
             return true;
         }
-        if !before.last().is_none_or(u8::is_ascii_whitespace) || follows_request(before) {
+        if !before.last().is_none_or(u8::is_ascii_whitespace) {
             return false;
         }
         if self.plain && end - self.start == 4 && (1000..=2099).contains(&self.value) {
             return false;
         }
         let rest = &bytes[end..];
-        if rest.first() == Some(&b'%') {
-            return true;
-        }
         let gap = rest.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        if gap == 0 {
-            return false;
-        }
         let word = &rest[gap..];
         let lower = word.iter().take_while(|b| b.is_ascii_lowercase()).count();
-        lower >= 4 || (lower >= 1 && word.get(lower) == Some(&b'-'))
+        let counted = rest.first() == Some(&b'%')
+            || (gap > 0 && (lower >= 4 || (lower >= 1 && word.get(lower) == Some(&b'-'))));
+        // Last: most numerals fail the cheaper tests above, and this one reads words back.
+        counted && !follows_request(before)
     }
 }
 
