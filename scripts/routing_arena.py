@@ -103,8 +103,10 @@ def arena_bench(path, cmd, d, mt, names, mmlu_rows, mt_rows, wp=None):
 
     pairs = []
     print(f"\n## The same prompts against other weak models ({ARENA_PAIR[0]} stays the strong one)\n")
-    print("| weak model | prompts | its mean grade | length alone | router | difference |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    strong_oe = moved(shipped, names, open_ended=-6.0)
+    print("| weak model | prompts | its mean grade | length alone | router | difference | "
+          "router, open_ended -6 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for f in sorted(os.listdir(os.path.join(path, "model_judgment"))):
         m = f.removesuffix(".jsonl")
         if not f.endswith(".jsonl") or m == ARENA_PAIR[0] or "judge" in m or m.endswith("_single"):
@@ -112,7 +114,8 @@ def arena_bench(path, cmd, d, mt, names, mmlu_rows, mt_rows, wp=None):
         o = a if m == ARENA_PAIR[1] else pair(m)
         pairs.append(o)
         r, l = o.apgr(o.X @ shipped), o.apgr(o.words)
-        print(f"| {m} | {len(o.gap)} | {o.weak.mean():.2f} | {l:.3f} | {r:.3f} | {r - l:+.3f} |")
+        print(f"| {m} | {len(o.gap)} | {o.weak.mean():.2f} | {l:.3f} | {r:.3f} | {r - l:+.3f} | "
+              f"{o.apgr(o.X @ strong_oe):.3f} |")
     chat_fit(d, mt, names, shipped, pairs)
     if wp is not None:
         chat_search(d, mt, names, shipped, pairs, wp)
