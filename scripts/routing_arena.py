@@ -103,7 +103,7 @@ def arena_bench(path, cmd, d, mt, names, mmlu_rows, mt_rows, wp=None):
 
     pairs = []
     print(f"\n## The same prompts against other weak models ({ARENA_PAIR[0]} stays the strong one)\n")
-    strong_oe = moved(shipped, names, open_ended=-6.0)
+    open_ended_6 = moved(shipped, names, open_ended=-6.0)
     print("| weak model | prompts | its mean grade | length alone | router | difference | "
           "router, open_ended -6 |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -115,7 +115,7 @@ def arena_bench(path, cmd, d, mt, names, mmlu_rows, mt_rows, wp=None):
         pairs.append(o)
         r, l = o.apgr(o.X @ shipped), o.apgr(o.words)
         print(f"| {m} | {len(o.gap)} | {o.weak.mean():.2f} | {l:.3f} | {r:.3f} | {r - l:+.3f} | "
-              f"{o.apgr(o.X @ strong_oe):.3f} |")
+              f"{o.apgr(o.X @ open_ended_6):.3f} |")
     chat_fit(d, mt, names, shipped, pairs)
     if wp is not None:
         chat_search(d, mt, names, shipped, pairs, wp)
