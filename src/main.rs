@@ -70,6 +70,8 @@ fn main() -> ExitCode {
 
     match run(cli, loaded) {
         Ok(code) => code,
+        // `tandem models list | grep -q NAME` closes the pipe early: the reader's choice.
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         // Input refused at the boundary (`tandem route` over the stdin cap) is a usage error.
         Err(e)
             if e.downcast_ref::<tandem::print::InputError>().is_some()
@@ -89,7 +91,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
     let cfg = &loaded.config;
     match cli.command {
         Some(Command::Config(ConfigCmd::Show)) => commands::config_cmd::show(&loaded)?,
-        Some(Command::Config(ConfigCmd::Path)) => commands::config_cmd::path(&loaded),
+        Some(Command::Config(ConfigCmd::Path)) => commands::config_cmd::path(&loaded)?,
         Some(Command::Config(ConfigCmd::Edit)) => commands::config_cmd::edit(&loaded)?,
         Some(Command::Auth(AuthCmd::Set { provider })) => commands::auth::set(cfg, &provider)?,
         Some(Command::Auth(AuthCmd::Remove { provider })) => {
@@ -206,6 +208,18 @@ fn clap_one_line(e: &clap::Error) -> String {
         .collect();
     let msg = body.join(" ");
     format!("{}; see `tandem --help`", msg.trim_start_matches("error: "))
+}
+
+/// Whether the error is a write to a stdout whose reader has gone, in any layer of the chain
+/// (serde_json wraps the io error it met).
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
+    })
 }
 
 /// The error chain on one line: a user sees what failed and why, never a backtrace. A chain

@@ -246,3 +246,46 @@ fn unknown_weight_is_a_one_line_error() {
         );
     }
 }
+
+#[test]
+fn a_reader_that_quits_early_ends_a_command_quietly() {
+    use std::io::Read;
+    use std::process::Stdio;
+    // `tandem models list | grep -q smollm2`: the reader may be gone before tandem writes. Here
+    // it is gone before the start, so every write meets a closed pipe.
+    let sb = Sandbox::new();
+    let batch = sb.path().join("batch.jsonl");
+    let lines: String = (0..2000)
+        .map(|i| format!("{{\"id\":{i},\"prompt\":\"hello {i}\"}}\n"))
+        .collect();
+    std::fs::write(&batch, lines).unwrap();
+    for args in [
+        &["models", "list"][..],
+        &["roles", "list"],
+        &["auth", "status"],
+        &["config", "path"],
+        &["route", "--batch"],
+        &["route", "--batch", "--json"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = sb
+            .std_cmd()
+            .args(args)
+            .stdin(std::fs::File::open(&batch).unwrap())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = common::wait_bounded(&mut child, std::time::Duration::from_secs(60));
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}

@@ -57,14 +57,14 @@ pub fn status(cfg: &Config, only: Option<&str>) -> anyhow::Result<()> {
         known(cfg, p)?;
     }
     match secrets::keyring_unavailable() {
-        None => println!("keyring: available"),
-        Some(why) => println!("keyring: unavailable ({why}); keys come from env vars only"),
+        None => outln!("keyring: available")?,
+        Some(why) => outln!("keyring: unavailable ({why}); keys come from env vars only")?,
     }
     if cfg.providers.is_empty() {
-        println!(
+        outln!(
             "no providers configured: add [providers.NAME] to {}",
             cfg.file.display()
-        );
+        )?;
         return Ok(());
     }
     for p in cfg
@@ -80,7 +80,7 @@ pub fn status(cfg: &Config, only: Option<&str>) -> anyhow::Result<()> {
             (KeySource::Missing, None) => format!("  (run `tandem auth set {}`)", p.name),
             _ => String::new(),
         };
-        println!("{:<16} {}{hint}", p.name, source);
+        outln!("{:<16} {}{hint}", p.name, source)?;
     }
     Ok(())
 }

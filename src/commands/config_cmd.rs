@@ -52,8 +52,8 @@ pub fn show(loaded: &Loaded) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn path(loaded: &Loaded) {
-    println!("{}", loaded.config.file.display());
+pub fn path(loaded: &Loaded) -> std::io::Result<()> {
+    outln!("{}", loaded.config.file.display())
 }
 
 /// Opens the file in $VISUAL/$EDITOR, seeding it with the commented reference when missing.

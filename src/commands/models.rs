@@ -18,7 +18,7 @@ pub async fn run(cmd: &ModelsCmd, cfg: &Config) -> anyhow::Result<()> {
         ModelsCmd::Path { name } => {
             let m = models::resolve(name, cfg)?;
             let path = models::installed_path(&m, cfg).ok_or_else(|| not_there(&m))?;
-            println!("{}", path.display());
+            outln!("{}", path.display())?;
             Ok(())
         }
         ModelsCmd::Rm { name } => {
@@ -28,7 +28,7 @@ pub async fn run(cmd: &ModelsCmd, cfg: &Config) -> anyhow::Result<()> {
                 eprintln!("{} is not installed; nothing to remove", m.name);
             }
             for p in removed {
-                println!("removed {}", p.display());
+                outln!("removed {}", p.display())?;
             }
             Ok(())
         }
@@ -141,25 +141,25 @@ fn list(cfg: &Config) -> anyhow::Result<()> {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!("{}", line.join("  ").trim_end())?;
     }
     if !cfg.providers.is_empty() {
-        println!();
-        served(cfg);
+        outln!()?;
+        served(cfg)?;
     }
     let marks = match &cfg.cloud_model {
         Some(m) => format!("* answers local turns   + tried first in the cloud ({m})"),
         None => "* answers local turns".into(),
     };
-    println!("\n{marks}   store: {}", cfg.paths.models_dir.display());
+    outln!("\n{marks}   store: {}", cfg.paths.models_dir.display())?;
     for n in notes {
-        println!("note: {n}");
+        outln!("note: {n}")?;
     }
     Ok(())
 }
 
 /// The models the providers serve, with their windows and prices: what `--model` also takes.
-fn served(cfg: &Config) {
+fn served(cfg: &Config) -> std::io::Result<()> {
     let mut rows =
         vec![["PROVIDER/MODEL", "TIER", "CONTEXT", "IN $/M", "OUT $/M"].map(String::from)];
     for p in &cfg.providers {
@@ -197,8 +197,9 @@ fn served(cfg: &Config) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!("{}", line.join("  ").trim_end())?;
     }
+    Ok(())
 }
 
 async fn pull(cfg: &Config, name: &str, source: Option<SourceArg>) -> anyhow::Result<()> {
@@ -247,21 +248,21 @@ async fn pull(cfg: &Config, name: &str, source: Option<SourceArg>) -> anyhow::Re
         .unwrap_or_else(|p| p.into_inner())
         .map(|s| format!(" from {s}"))
         .unwrap_or_default();
-    println!(
+    outln!(
         "{}: installed{via}, sha256 verified, {} at {}",
         m.name,
         HumanBytes(size),
         path.display()
-    );
+    )?;
     let info = models::inspect_checked(&path)?;
-    println!(
+    outln!(
         "{}: {}, {}, context {}",
         m.name,
         info.architecture,
         info.quant_label(),
         info.context_length
             .map_or("unknown".into(), |c| c.to_string())
-    );
+    )?;
     Ok(())
 }
 
@@ -283,8 +284,8 @@ async fn verify(cfg: &Config, name: &str) -> anyhow::Result<()> {
         "no checksum to compare (a file you keep)".to_string(),
         |s| format!("sha256 {s} matches"),
     );
-    println!("{}: ok, {sum}", m.name);
-    println!(
+    outln!("{}: ok, {sum}", m.name)?;
+    outln!(
         "{}: {}, {}, context {}, {} tensors, {:.1}M parameters",
         m.name,
         v.info.architecture,
@@ -294,7 +295,7 @@ async fn verify(cfg: &Config, name: &str) -> anyhow::Result<()> {
             .map_or("unknown".into(), |c| c.to_string()),
         v.info.tensor_count,
         v.info.parameter_count as f64 / 1e6
-    );
+    )?;
     Ok(())
 }
 

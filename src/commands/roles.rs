@@ -2,6 +2,7 @@
 //! role file is a usage error, like a broken config file: one line naming its file and line,
 //! exit 2.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -14,10 +15,7 @@ use crate::roles::{self, Role, RoleError};
 pub fn run(cmd: &RolesCmd, cfg: &Config) -> anyhow::Result<ExitCode> {
     let dir = cfg.paths.roles_dir();
     let result = match cmd {
-        RolesCmd::List => {
-            list(&dir, cfg);
-            Ok(())
-        }
+        RolesCmd::List => list(&dir, cfg),
         RolesCmd::Show { name } => show(name, &dir, cfg),
         RolesCmd::Edit { name } => edit(name, &dir, cfg),
     };
@@ -40,7 +38,7 @@ fn checked(name: &str, dir: &Path, cfg: &Config) -> Result<Role, RoleError> {
     Ok(role)
 }
 
-fn list(dir: &Path, cfg: &Config) {
+fn list(dir: &Path, cfg: &Config) -> anyhow::Result<()> {
     let mut rows = vec![["NAME", "SOURCE", "ROUTE", "MODEL", "PROMPT"].map(String::from)];
     for (name, role) in roles::list(dir) {
         let user = dir.join(format!("{name}.md"));
@@ -72,9 +70,10 @@ fn list(dir: &Path, cfg: &Config) {
             line.push_str(&format!("{c:<w$}  "));
         }
         line.push_str(&r[4]);
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end())?;
     }
-    println!("\nuser roles: {}/NAME.md", dir.display());
+    outln!("\nuser roles: {}/NAME.md", dir.display())?;
+    Ok(())
 }
 
 fn first_words(text: &str, max: usize) -> String {
@@ -88,9 +87,10 @@ fn first_words(text: &str, max: usize) -> String {
 
 fn show(name: &str, dir: &Path, cfg: &Config) -> anyhow::Result<()> {
     let role = checked(name, dir, cfg)?;
-    print!("{}", role.text);
+    let mut out = std::io::stdout().lock();
+    out.write_all(role.text.as_bytes())?;
     if !role.text.ends_with('\n') {
-        println!();
+        out.write_all(b"\n")?;
     }
     Ok(())
 }
@@ -106,7 +106,7 @@ fn edit(name: &str, dir: &Path, cfg: &Config) -> anyhow::Result<()> {
     }
     open_editor(&path)?;
     checked(name, dir, cfg)?;
-    println!("{name}: saved {}", path.display());
+    outln!("{name}: saved {}", path.display())?;
     Ok(())
 }
 

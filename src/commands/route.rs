@@ -57,16 +57,8 @@ pub fn run(args: &RouteCmd, cfg: &Config) -> anyhow::Result<()> {
             explain(&policy, &f, &d, &mut out)
         }
     };
-    // A closed pipe (`tandem route --batch | head`) is the reader's choice, not an error.
-    match result.and_then(|()| out.flush().map_err(Into::into)) {
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
-        {
-            Ok(())
-        }
-        other => other,
-    }
+    // A closed pipe (`tandem route --batch | head`) is handled in main, like every command's.
+    result.and_then(|()| out.flush().map_err(Into::into))
 }
 
 /// The live state `route` assumes: no network or key lookup, the local tier ready.
