@@ -104,23 +104,35 @@ pub enum RouteArg {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show or edit settings
-    #[command(subcommand)]
-    Config(ConfigCmd),
-    /// Manage provider API keys in the OS keyring
-    #[command(subcommand)]
-    Auth(AuthCmd),
-    /// Manage local models
-    #[command(subcommand)]
-    Models(ModelsCmd),
-    /// List, show and edit roles: system prompts with their own settings
-    #[command(subcommand)]
-    Roles(RolesCmd),
+    // Each group alone does its read-only listing, as `llm models` does: `tandem models` is
+    // `tandem models list`, `tandem config` is `config show`, `tandem auth` is `auth status`.
+    /// Show or edit settings (alone: show)
+    Config {
+        #[command(subcommand)]
+        cmd: Option<ConfigCmd>,
+    },
+    /// Manage provider API keys in the OS keyring (alone: status)
+    Auth {
+        #[command(subcommand)]
+        cmd: Option<AuthCmd>,
+    },
+    /// Manage local models (alone: list)
+    Models {
+        #[command(subcommand)]
+        cmd: Option<ModelsCmd>,
+    },
+    /// List, show and edit roles: system prompts with their own settings (alone: list)
+    Roles {
+        #[command(subcommand)]
+        cmd: Option<RolesCmd>,
+    },
     /// Explain where a prompt would go, without calling any model
     Route(RouteCmd),
-    /// Browse, search, export and delete saved conversations
-    #[command(subcommand)]
-    History(HistoryCmd),
+    /// Browse, search, export and delete saved conversations (alone: list)
+    History {
+        #[command(subcommand)]
+        cmd: Option<HistoryCmd>,
+    },
     /// Turns, spend, savings and speed per tier for a day, a week or a month (UTC)
     Stats(StatsCmd),
     /// Check config, keys, provider reachability and the local model
@@ -193,7 +205,7 @@ pub enum HistoryCmd {
     /// List conversations, newest first
     List {
         /// How many to show
-        #[arg(short = 'n', long, default_value_t = 30)]
+        #[arg(short = 'n', long, default_value_t = HistoryCmd::LIST_LIMIT)]
         limit: usize,
     },
     /// Print a conversation's turns (by id or title)
@@ -208,6 +220,11 @@ pub enum HistoryCmd {
     },
     /// Delete a conversation and its turns
     Rm { conversation: String },
+}
+
+impl HistoryCmd {
+    /// How many conversations `history list` shows unless told.
+    pub const LIST_LIMIT: usize = 30;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

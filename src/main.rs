@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use tandem::cli::{AuthCmd, Cli, Command, ConfigCmd, RouteArg};
+use tandem::cli::{AuthCmd, Cli, Command, ConfigCmd, HistoryCmd, ModelsCmd, RolesCmd, RouteArg};
 use tandem::commands;
 use tandem::config::{self, LoadOptions, RouteMode};
 
@@ -90,20 +90,30 @@ fn main() -> ExitCode {
 fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
     let cfg = &loaded.config;
     match cli.command {
-        Some(Command::Config(ConfigCmd::Show)) => commands::config_cmd::show(&loaded)?,
-        Some(Command::Config(ConfigCmd::Path)) => commands::config_cmd::path(&loaded)?,
-        Some(Command::Config(ConfigCmd::Edit)) => commands::config_cmd::edit(&loaded)?,
-        Some(Command::Auth(AuthCmd::Set { provider })) => commands::auth::set(cfg, &provider)?,
-        Some(Command::Auth(AuthCmd::Remove { provider })) => {
-            commands::auth::remove(cfg, &provider)?
+        Some(Command::Config { cmd }) => match cmd.unwrap_or(ConfigCmd::Show) {
+            ConfigCmd::Show => commands::config_cmd::show(&loaded)?,
+            ConfigCmd::Path => commands::config_cmd::path(&loaded)?,
+            ConfigCmd::Edit => commands::config_cmd::edit(&loaded)?,
+        },
+        Some(Command::Auth { cmd }) => match cmd.unwrap_or(AuthCmd::Status { provider: None }) {
+            AuthCmd::Set { provider } => commands::auth::set(cfg, &provider)?,
+            AuthCmd::Remove { provider } => commands::auth::remove(cfg, &provider)?,
+            AuthCmd::Status { provider } => commands::auth::status(cfg, provider.as_deref())?,
+        },
+        Some(Command::Models { cmd }) => {
+            let m = cmd.unwrap_or(ModelsCmd::List);
+            runtime()?.block_on(commands::models::run(&m, cfg))?
         }
-        Some(Command::Auth(AuthCmd::Status { provider })) => {
-            commands::auth::status(cfg, provider.as_deref())?
+        Some(Command::Roles { cmd }) => {
+            return commands::roles::run(&cmd.unwrap_or(RolesCmd::List), cfg);
         }
-        Some(Command::Models(m)) => runtime()?.block_on(commands::models::run(&m, cfg))?,
-        Some(Command::Roles(r)) => return commands::roles::run(&r, cfg),
         Some(Command::Route(args)) => commands::route::run(&args, cfg)?,
-        Some(Command::History(h)) => commands::history::run(&h, cfg)?,
+        Some(Command::History { cmd }) => {
+            let h = cmd.unwrap_or(HistoryCmd::List {
+                limit: HistoryCmd::LIST_LIMIT,
+            });
+            commands::history::run(&h, cfg)?
+        }
         Some(Command::Stats(args)) => commands::stats::run(&args, cfg)?,
         Some(Command::Doctor { json }) => {
             runtime()?.block_on(commands::doctor::run(&loaded, json))?

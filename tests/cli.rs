@@ -289,3 +289,24 @@ fn a_reader_that_quits_early_ends_a_command_quietly() {
         assert!(err.is_empty(), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn a_group_alone_does_its_listing() {
+    // `tandem models` is `tandem models list`, as `llm models` is; each bare group used to be a
+    // usage error (exit 2) that printed the group's help on one line.
+    let sb = Sandbox::new();
+    for (bare, full) in [
+        (&["models"][..], &["models", "list"][..]),
+        (&["roles"], &["roles", "list"]),
+        (&["history"], &["history", "list"]),
+        (&["config"], &["config", "show"]),
+        (&["auth"], &["auth", "status"]),
+    ] {
+        let a = sb.cmd().args(bare).output().unwrap();
+        let b = sb.cmd().args(full).output().unwrap();
+        assert_eq!(a.status.code(), Some(0), "{bare:?}");
+        assert_eq!(a.stdout, b.stdout, "{bare:?}");
+    }
+    let text = common::stdout_ok(&sb.cmd().arg("models").output().unwrap());
+    assert!(text.contains("smollm2-135m"), "{text}");
+}
