@@ -155,12 +155,24 @@ pub(crate) fn follows_request(before: &[u8]) -> bool {
     REQUEST.iter().any(|r| is(w, r)) || (COMMAND.iter().any(|r| is(w, r)) && opens(rest))
 }
 
-/// Whether a word after `before` opens a sentence, a line or a list item, maybe after "please".
+/// Whether a word after `before` opens a sentence, a line or a list item, maybe after "please"
+/// or a polite "can you" ("Can you write 3 tweets?", "Could you please draft two"). Modal and
+/// "you" open no sentence before a command and a number in GSM8K's training problems,
+/// MT-Bench, mmlu_dev or arena-bench, so no number there changes.
 fn opens(before: &[u8]) -> bool {
-    let before = match pop_word(before) {
-        Some((rest, w)) if w.eq_ignore_ascii_case(b"please") => rest,
-        _ => before,
-    };
+    let is = |w: &[u8], x: &str| w.eq_ignore_ascii_case(x.as_bytes());
+    let mut before = before;
+    if let Some((rest, _)) = pop_word(before).filter(|(_, w)| is(w, "please")) {
+        before = rest;
+    }
+    if let Some((rest, _)) = pop_word(before).filter(|(_, w)| is(w, "you"))
+        && let Some((r, _)) = pop_word(rest).filter(|(_, m)| MODAL.iter().any(|x| is(m, x)))
+    {
+        before = r;
+    }
+    if let Some((rest, _)) = pop_word(before).filter(|(_, w)| is(w, "please")) {
+        before = rest;
+    }
     let text = before.trim_ascii_end();
     before[text.len()..].contains(&b'\n')
         || matches!(
@@ -168,6 +180,9 @@ fn opens(before: &[u8]) -> bool {
             None | Some(b'.' | b'!' | b'?' | b':' | b';' | b'-' | b'*' | b')' | b'>' | b'"')
         )
 }
+
+/// The polite openers before a command: "can you", "could you".
+const MODAL: &[&str] = &["can", "could", "would", "will"];
 
 /// `s` without its trailing white space and the word before it: (what precedes the word, the
 /// word). None when `s` does not end in white space after a word.
@@ -300,6 +315,14 @@ mod tests {
                 0,
             ),
             ("She can write three pages and make two copies.", 2),
+            (
+                "Can you write three tweets? Please could you draft two. Could you please make four?",
+                0,
+            ),
+            (
+                "How many pages can you write in two days if you can make five?",
+                2,
+            ),
         ] {
             let c = LEXICON.count(text)[Lex::NumberWord as usize];
             assert_eq!(c, amounts, "{text:?}");
