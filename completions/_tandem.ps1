@@ -37,6 +37,8 @@ Register-ArgumentCompleter -Native -CommandName 'tandem' -ScriptBlock {
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stderr but errors')
             [CompletionResult]::new('--no-pull', '--no-pull', [CompletionResultType]::ParameterName, 'Never download the local model, even when it is missing')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON object with the answer, route, usage and cost')
+            [CompletionResult]::new('-x', '-x', [CompletionResultType]::ParameterName, 'Print only the answer''s first code block, without its fences (the whole answer when it has none), once it is complete: `$(tandem -x --role shell -p "...")`')
+            [CompletionResult]::new('--extract', '--extract', [CompletionResultType]::ParameterName, 'Print only the answer''s first code block, without its fences (the whole answer when it has none), once it is complete: `$(tandem -x --role shell -p "...")`')
             [CompletionResult]::new('-c', '-c', [CompletionResultType]::ParameterName, 'Continue the last conversation')
             [CompletionResult]::new('--continue', '--continue', [CompletionResultType]::ParameterName, 'Continue the last conversation')
             [CompletionResult]::new('--private', '--private', [CompletionResultType]::ParameterName, 'Keep this conversation on this machine: never routed to the cloud')

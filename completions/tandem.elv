@@ -34,6 +34,8 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand --quiet 'Print nothing on stderr but errors'
             cand --no-pull 'Never download the local model, even when it is missing'
             cand --json 'Print one JSON object with the answer, route, usage and cost'
+            cand -x 'Print only the answer''s first code block, without its fences (the whole answer when it has none), once it is complete: `$(tandem -x --role shell -p "...")`'
+            cand --extract 'Print only the answer''s first code block, without its fences (the whole answer when it has none), once it is complete: `$(tandem -x --role shell -p "...")`'
             cand -c 'Continue the last conversation'
             cand --continue 'Continue the last conversation'
             cand --private 'Keep this conversation on this machine: never routed to the cloud'

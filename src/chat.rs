@@ -60,3 +60,24 @@ pub struct Usage {
 pub fn estimate_tokens(text: &str) -> usize {
     text.len().div_ceil(4)
 }
+
+/// The code blocks of a markdown answer, in order, without their fences: what the chat
+/// screen's copy key copies and `tandem -x` prints.
+pub fn code_blocks(text: &str) -> Vec<String> {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for ev in Parser::new_ext(text, Options::ENABLE_TABLES) {
+        match ev {
+            Event::Start(Tag::CodeBlock(_)) => cur = Some(String::new()),
+            Event::Text(t) => {
+                if let Some(c) = cur.as_mut() {
+                    c.push_str(&t);
+                }
+            }
+            Event::End(TagEnd::CodeBlock) => out.extend(cur.take()),
+            _ => {}
+        }
+    }
+    out
+}

@@ -68,6 +68,11 @@ pub struct PrintArgs {
     #[arg(long)]
     pub json: bool,
 
+    /// Print only the answer's first code block, without its fences (the whole answer when it
+    /// has none), once it is complete: `$(tandem -x --role shell -p "...")`
+    #[arg(short = 'x', long, conflicts_with = "json")]
+    pub extract: bool,
+
     /// Continue the last conversation
     #[arg(short = 'c', long = "continue")]
     pub continue_last: bool,

@@ -128,6 +128,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
                 let opts = tandem::print::PrintOptions {
                     prompt: cli.print.prompt,
                     json: cli.print.json,
+                    extract: cli.print.extract,
                     continue_last: cli.print.continue_last,
                     conversation: cli.print.conversation,
                     private: cli.print.private,

@@ -42,6 +42,8 @@ pub enum Exit {
 pub struct PrintOptions {
     pub prompt: Option<String>,
     pub json: bool,
+    /// `-x`: hold the answer back and print its first code block (or all of it) at the end.
+    pub extract: bool,
     pub continue_last: bool,
     pub conversation: Option<String>,
     pub private: bool,
@@ -168,7 +170,7 @@ async fn render(
     mut report: Report,
     out: &mut dyn Write,
 ) -> Exit {
-    let echo = !opts.json;
+    let echo = !opts.json && !opts.extract;
     let (mut stopped_by, mut reader_gone, mut open_line) = (None, false, false);
     let (mut term, mut hup) = match (
         signal(SignalKind::terminate()),
@@ -246,6 +248,17 @@ async fn render(
                 }
             }
             TurnEvent::Done(done) => {
+                // Only a whole answer: half a command is worse than none in `$(tandem -x ...)`.
+                if opts.extract && done.finish == Finish::Answered {
+                    let text = report.answers.last().map_or("", |a| a.text.as_str());
+                    let code = extracted(text);
+                    let nl = if code.is_empty() || code.ends_with('\n') {
+                        ""
+                    } else {
+                        "\n"
+                    };
+                    reader_gone = write_now(out, &format!("{}{nl}", for_terminal(&code))).is_err();
+                }
                 let _ = out.flush();
                 if !reader_gone {
                     report.print(opts.json, status);
@@ -261,6 +274,15 @@ async fn render(
             }
         }
     }
+}
+
+/// What `-x` prints: the first code block with something in it (a fence the model opened last
+/// and never closed is an empty block), else the whole answer.
+fn extracted(text: &str) -> String {
+    crate::chat::code_blocks(text)
+        .into_iter()
+        .find(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| text.to_string())
 }
 
 /// Writes and flushes at once, so the answer appears as it streams; an error means the reader
@@ -360,5 +382,42 @@ mod tests {
         .await;
         assert_eq!(exit, Exit::Ok);
         assert_eq!(String::from_utf8(out).unwrap(), "a␛]52;c;aGk=␇b\n");
+    }
+
+    #[tokio::test]
+    async fn extract_waits_for_a_whole_answer() {
+        let run = |finish: Finish| async move {
+            let text = "Sure:\n```\n\n```\n```sh\nls -la\n```\n";
+            let events = vec![
+                TurnEvent::Delta(text.into()),
+                answered(text),
+                TurnEvent::Done(Done {
+                    finish,
+                    spend: SpendNow::default(),
+                }),
+            ];
+            let mut out = Vec::new();
+            let opts = PrintOptions {
+                extract: true,
+                ..PrintOptions::default()
+            };
+            let cancel = CancellationToken::new();
+            render(
+                futures::stream::iter(events).boxed(),
+                cancel,
+                &opts,
+                false,
+                Report::default(),
+                &mut out,
+            )
+            .await;
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(run(Finish::Answered).await, "ls -la\n");
+        assert_eq!(
+            run(Finish::Interrupted).await,
+            "",
+            "half a command is never printed"
+        );
     }
 }

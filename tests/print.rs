@@ -275,3 +275,35 @@ fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
     assert_eq!(v["route"]["target"], "local");
     assert!(v.get("escalation").is_none());
 }
+
+#[test]
+fn extract_prints_only_the_first_code_block() {
+    // `$(tandem -x --role shell -p ...)`: the fences and the prose around them stay out, and the
+    // block still passes the sanitizer.
+    let port = common::canned_cloud(
+        "Run this:\\n```sh\\nls -la \\u001b[2J\\n```\\nor this:\\n```\\nrm -rf x\\n```\\nDone.",
+    );
+    let sb = Sandbox::new();
+    sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
+    let out = sb
+        .cmd()
+        .args(["--route", "cloud", "-x", "-p", "list files"])
+        .output()
+        .unwrap();
+    assert_eq!(common::stdout_ok(&out), "ls -la ␛[2J\n");
+    // No block: the whole answer.
+    let port = common::canned_cloud("ls -la");
+    sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
+    let out = sb
+        .cmd()
+        .args(["--route", "cloud", "--extract", "-p", "list files"])
+        .output()
+        .unwrap();
+    assert_eq!(common::stdout_ok(&out), "ls -la\n");
+    let out = sb
+        .cmd()
+        .args(["-x", "--json", "-p", "hi"])
+        .output()
+        .unwrap();
+    common::assert_usage_error(&out);
+}

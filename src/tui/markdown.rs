@@ -11,6 +11,7 @@ use syntect::highlighting::ThemeSet;
 use syntect::parsing::SyntaxSet;
 use syntect::util::LinesWithEndings;
 
+pub use crate::chat::code_blocks;
 use crate::tui::theme::Role;
 
 mod stable;
@@ -54,21 +55,6 @@ static SYNTAX: LazyLock<(SyntaxSet, ThemeSet)> = LazyLock::new(|| {
         ThemeSet::load_defaults(),
     )
 });
-
-/// The fenced code blocks of `text`, in order (for copying).
-pub fn code_blocks(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for ev in Parser::new_ext(text, Options::ENABLE_TABLES) {
-        match ev {
-            Event::Start(Tag::CodeBlock(_)) => cur = Some(String::new()),
-            Event::Text(t) if cur.is_some() => cur.as_mut().unwrap().push_str(&t),
-            Event::End(TagEnd::CodeBlock) => out.extend(cur.take()),
-            _ => {}
-        }
-    }
-    out
-}
 
 struct Renderer {
     lines: Vec<MdLine>,
