@@ -3,12 +3,10 @@
 //! print_interrupts.rs). Local answers come from the real model (TANDEM_MODELS_DIR, filled by
 //! scripts/test).
 
-use std::io::Read;
 use std::process::Stdio;
-use std::time::Duration;
 
 mod common;
-use common::{Sandbox, json_of, spawn_until_output, wait_bounded};
+use common::{Sandbox, json_of, spawn_until_output};
 use tandem::session::Store;
 
 #[test]
@@ -153,16 +151,7 @@ fn broken_pipe_exits_quietly_with_0() {
     ]);
     let mut child = spawn_until_output(c, Stdio::piped(), 10);
     drop(child.stdout.take()); // like `| head -c 10`
-    let status = wait_bounded(&mut child, Duration::from_secs(60));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(0), "{err}");
-    assert!(err.is_empty(), "{err}");
+    common::assert_quiet_exit(&mut child, "-p");
 }
 
 #[test]
@@ -280,26 +269,23 @@ fn a_looping_local_answer_near_the_threshold_is_re_asked_in_the_cloud() {
 fn extract_prints_only_the_first_code_block() {
     // `$(tandem -x --role shell -p ...)`: the fences and the prose around them stay out, and the
     // block still passes the sanitizer.
-    let port = common::canned_cloud(
-        "Run this:\\n```sh\\nls -la \\u001b[2J\\n```\\nor this:\\n```\\nrm -rf x\\n```\\nDone.",
-    );
+    let block =
+        "Run this:\\n```sh\\nls -la \\u001b[2J\\n```\\nor this:\\n```\\nrm -rf x\\n```\\nDone.";
     let sb = Sandbox::new();
-    sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
-    let out = sb
-        .cmd()
-        .args(["--route", "cloud", "-x", "-p", "list files"])
-        .output()
-        .unwrap();
-    assert_eq!(common::stdout_ok(&out), "ls -la ␛[2J\n");
-    // No block: the whole answer.
-    let port = common::canned_cloud("ls -la");
-    sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
-    let out = sb
-        .cmd()
-        .args(["--route", "cloud", "--extract", "-p", "list files"])
-        .output()
-        .unwrap();
-    assert_eq!(common::stdout_ok(&out), "ls -la\n");
+    for (answer, flag, printed) in [
+        (block, "-x", "ls -la ␛[2J\n"),
+        // No block: the whole answer.
+        ("ls -la", "--extract", "ls -la\n"),
+    ] {
+        let port = common::canned_cloud(answer);
+        sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
+        let out = sb
+            .cmd()
+            .args(["--route", "cloud", flag, "-p", "list files"])
+            .output()
+            .unwrap();
+        assert_eq!(common::stdout_ok(&out), printed);
+    }
     let out = sb
         .cmd()
         .args(["-x", "--json", "-p", "hi"])

@@ -327,6 +327,21 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
     }
 }
 
+/// Asserts that `child`, whose stdout reader has gone (`| head`), exits with 0 and says nothing
+/// on its (piped) stderr.
+pub fn assert_quiet_exit(child: &mut Child, what: &str) {
+    let status = wait_bounded(child, Duration::from_secs(60));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{what}: {err}");
+    assert!(err.is_empty(), "{what}: {err}");
+}
+
 /// Spawns `c` and returns once `n` bytes of the answer have reached its stdout.
 pub fn spawn_until_output(mut c: Command, stderr: Stdio, n: usize) -> Child {
     let mut child = c.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
