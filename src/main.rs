@@ -72,13 +72,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // `tandem models list | grep -q NAME` closes the pipe early: the reader's choice.
         Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
-        // Input refused at the boundary (`tandem route` over the stdin cap) is a usage error.
-        Err(e)
-            if e.downcast_ref::<tandem::print::InputError>().is_some()
-                || e.downcast_ref::<tandem::serve::ServeError>().is_some() =>
-        {
-            usage_error(&one_line(&e))
-        }
+        Err(e) if is_usage(&e) => usage_error(&one_line(&e)),
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("tandem: {}", one_line(&e));
@@ -219,6 +213,26 @@ fn clap_one_line(e: &clap::Error) -> String {
         .collect();
     let msg = body.join(" ");
     format!("{}; see `tandem --help`", msg.trim_start_matches("error: "))
+}
+
+/// Input refused at the boundary is a usage error (2), as the same mistake in a flag is: stdin
+/// over the cap, a bad `serve` setting, a name or file that matches nothing (`tandem history
+/// show 99`, `tandem models pull nope`; `--conversation 99` and `--model nope` already exit 2).
+fn is_usage(e: &anyhow::Error) -> bool {
+    use tandem::models::ModelError as M;
+    use tandem::session::SessionError as S;
+    e.downcast_ref::<tandem::print::InputError>().is_some()
+        || e.downcast_ref::<tandem::serve::ServeError>().is_some()
+        || matches!(e.downcast_ref::<S>(), Some(S::NotFound(_)))
+        || matches!(
+            e.downcast_ref::<M>(),
+            Some(
+                M::Unknown { .. }
+                    | M::FileNotFound { .. }
+                    | M::NoSuchSource { .. }
+                    | M::NotDownloadable { .. }
+            )
+        )
 }
 
 /// Whether the error is a write to a stdout whose reader has gone, in any layer of the chain

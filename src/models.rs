@@ -27,8 +27,9 @@ pub use store::{ModelStatus, Verified, remove, status, verify};
 /// The model tandem uses when nothing else is configured.
 pub const DEFAULT_MODEL: &str = "smollm2-135m";
 
-/// GGUF architectures mistralrs 0.8.1 builds a model for (`pipeline/gguf.rs`); anything else
-/// fails inside the engine, and gemma3 panics there, so tandem refuses it first.
+/// GGUF architectures the carried mistral.rs builds a model for (`GGUFArchitecture` in
+/// vendor/mistralrs-core/src/gguf/mod.rs, the same list as 0.8.1's); anything else fails inside
+/// the engine (0.8.1 panicked on gemma3), so tandem refuses it first.
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &[
     "llama",
     "mistral3",

@@ -300,3 +300,23 @@ fn a_group_alone_does_its_listing() {
     let text = common::stdout_ok(&sb.cmd().arg("models").output().unwrap());
     assert!(text.contains("smollm2-135m"), "{text}");
 }
+
+#[test]
+fn a_name_that_matches_nothing_is_a_usage_error() {
+    // As `--conversation 99` and `--model nope` are: one line, exit 2.
+    let sb = Sandbox::new();
+    for (args, says) in [
+        (&["history", "show", "99"][..], "no conversation \"99\""),
+        (&["history", "export", "99"], "no conversation \"99\""),
+        (&["models", "pull", "nope"], "unknown model \"nope\""),
+        (&["models", "path", "nope"], "unknown model \"nope\""),
+        (
+            &["models", "verify", "/nonexistent/x.gguf"],
+            "does not exist",
+        ),
+    ] {
+        let out = sb.cmd().args(args).output().unwrap();
+        let err = common::assert_usage_error(&out);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}

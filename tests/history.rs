@@ -125,7 +125,11 @@ fn history_commands_read_search_export_and_delete() {
     assert!(run(&["rm", "1"]).contains("deleted #1"));
     assert!(run(&["list"]).contains("no conversations yet"));
     let out = sb.cmd().args(["history", "show", "1"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a name that matches nothing is a usage error"
+    );
     assert!(
         String::from_utf8(out.stderr)
             .unwrap()

@@ -49,7 +49,7 @@ pub enum ModelError {
     },
     #[error(transparent)]
     Gguf(#[from] GgufError),
-    #[error("{} is a {arch} model, which the local engine (mistralrs 0.8.1) cannot run; use a GGUF model of one of these architectures: {}", path.display(), supported.join(", "))]
+    #[error("{} is a {arch} model, which the local engine (mistral.rs) cannot run; use a GGUF model of one of these architectures: {}", path.display(), supported.join(", "))]
     UnsupportedArch {
         path: PathBuf,
         arch: String,
