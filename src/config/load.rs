@@ -153,12 +153,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
     let effective: ConfigFile = merged.try_deserialize().map_err(|e| value_error(e, &env))?;
 
     let mut origins = BTreeMap::new();
-    if let Some(t) = &text
-        && let Ok(table) = t.parse::<toml::Table>()
-    {
-        for k in flatten(&table) {
-            origins.insert(k, Layer::File);
-        }
+    // Ordered as written (toml's preserve_order): the providers are tried in the file's order.
+    let table = text.as_deref().and_then(|t| t.parse::<toml::Table>().ok());
+    for k in table.iter().flat_map(flatten) {
+        origins.insert(k, Layer::File);
     }
     for k in env.keys() {
         origins.insert(env_key(k), Layer::Env);
@@ -178,6 +176,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
             }
         },
     )?;
+    in_file_order(&mut config.providers, table.as_ref());
     let mut effective = effective;
     if let Some(name) = &opts.model {
         // Applied after the merge: only the resolved providers say what a name means.
@@ -217,6 +216,23 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         origins,
         file_exists: text.is_some(),
     })
+}
+
+/// Puts the providers in the order the user's file lists them: the first is tried first (the
+/// merge's map had sorted them by name). Providers only the environment defines come after,
+/// by name.
+fn in_file_order(providers: &mut [super::Provider], file: Option<&toml::Table>) {
+    let written: Vec<&String> = file
+        .and_then(|t| t.get("providers"))
+        .and_then(toml::Value::as_table)
+        .map(|t| t.keys().collect())
+        .unwrap_or_default();
+    providers.sort_by_key(|p| {
+        written
+            .iter()
+            .position(|n| **n == p.name)
+            .unwrap_or(usize::MAX)
+    });
 }
 
 /// Checks the user's file alone, so errors carry its line and column.
