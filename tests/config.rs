@@ -382,3 +382,29 @@ fn providers_are_tried_in_the_order_the_file_lists_them() {
     let (z, a) = (list.find("zz/m-zz").unwrap(), list.find("aa/m-aa").unwrap());
     assert!(z < a, "{list}");
 }
+
+#[test]
+fn no_color_picks_the_colourless_theme_unless_one_is_chosen() {
+    // no-color.org: NO_COLOR set and not empty; a theme the user chose still wins.
+    let sb = Sandbox::new();
+    let theme =
+        |env: &[(&str, &str)], args: &[&str]| line(&show(&sb, env, args), "", "theme").to_string();
+    assert_eq!(theme(&[("NO_COLOR", "1")], &[]), "theme = \"mono\"  # env");
+    assert_eq!(
+        theme(&[("NO_COLOR", "")], &[]),
+        "theme = \"default\"  # default"
+    );
+    assert_eq!(
+        theme(&[("NO_COLOR", "1"), ("TANDEM_THEME", "light")], &[]),
+        "theme = \"light\"  # env"
+    );
+    assert_eq!(
+        theme(&[("NO_COLOR", "1")], &["--theme", "light"]),
+        "theme = \"light\"  # flag"
+    );
+    sb.write_config("theme = \"light\"\n");
+    assert_eq!(
+        theme(&[("NO_COLOR", "1")], &[]),
+        "theme = \"light\"  # file"
+    );
+}

@@ -5,6 +5,7 @@
 
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
+use ratatui::style::Color;
 use tandem::chat::Usage;
 use tandem::config::RouteMode;
 use tandem::router::{Escalation, EscalationReason, LocalState, RouteDecision, Target};
@@ -232,6 +233,16 @@ fn every_shipped_theme() {
         term.draw(|f| ui::draw(f, &a, &t)).unwrap();
         // The full buffer, colours included, so a theme change shows in review.
         insta::assert_debug_snapshot!(format!("theme_{name}"), term.backend().buffer());
+        if !t.has_colour() {
+            // NO_COLOR's theme: not one coloured cell, syntax-highlighted code included.
+            let buf = term.backend().buffer();
+            assert!(
+                buf.content()
+                    .iter()
+                    .all(|c| (c.fg, c.bg) == (Color::Reset, Color::Reset)),
+                "{name}"
+            );
+        }
     }
 }
 

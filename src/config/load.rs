@@ -165,6 +165,17 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         origins.insert((*k).to_string(), Layer::Flag);
     }
 
+    // no-color.org: NO_COLOR picks the colourless theme, unless a theme was chosen in the file,
+    // TANDEM_THEME or --theme.
+    let mut effective = effective;
+    let no_color = opts
+        .env
+        .iter()
+        .any(|(k, v)| k == "NO_COLOR" && !v.is_empty());
+    if no_color && !origins.contains_key("theme") {
+        effective.theme = NO_COLOR_THEME.into();
+        origins.insert("theme".into(), Layer::Env);
+    }
     let mut config = super::resolve(effective.clone(), path.clone(), paths, opts.no_pull).map_err(
         |(key, problem, fix)| {
             let layer = origins.get(&key).copied().unwrap_or(Layer::Default);
@@ -177,7 +188,6 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         },
     )?;
     in_file_order(&mut config.providers, table.as_ref());
-    let mut effective = effective;
     if let Some(name) = &opts.model {
         // Applied after the merge: only the resolved providers say what a name means.
         let choice = crate::models::choose(name, &config).map_err(|e| ConfigError::Value {
@@ -217,6 +227,9 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         file_exists: text.is_some(),
     })
 }
+
+/// The shipped theme without colours (themes/mono.toml).
+const NO_COLOR_THEME: &str = "mono";
 
 /// Puts the providers in the order the user's file lists them: the first is tried first (the
 /// merge's map had sorted them by name). Providers only the environment defines come after,

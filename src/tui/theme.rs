@@ -41,6 +41,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "high-contrast",
         include_str!("../../themes/high-contrast.toml"),
     ),
+    ("mono", include_str!("../../themes/mono.toml")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -55,11 +56,18 @@ pub struct Theme {
     pub name: String,
     pub background: Background,
     styles: BTreeMap<Role, Style>,
+    colour: bool,
 }
 
 impl Theme {
     pub fn style(&self, role: Role) -> Style {
         self.styles.get(&role).copied().unwrap_or_default()
+    }
+
+    /// Whether any role has a colour. A theme without (`mono`) also keeps syntax highlighting's
+    /// colours out of code blocks, so nothing on the screen is coloured.
+    pub fn has_colour(&self) -> bool {
+        self.colour
     }
 
     /// The shipped default; it is checked by tests, so it always loads.
@@ -111,6 +119,10 @@ enum StyleSpec {
         italic: bool,
         #[serde(default)]
         underline: bool,
+        #[serde(default)]
+        dim: bool,
+        #[serde(default)]
+        reversed: bool,
     },
 }
 
@@ -189,6 +201,8 @@ fn load_chain(
                 bold,
                 italic,
                 underline,
+                dim,
+                reversed,
             } => {
                 let mut s = Style::default();
                 for (which, v) in [("fg", fg), ("bg", bg)] {
@@ -206,6 +220,8 @@ fn load_chain(
                     (bold, Modifier::BOLD),
                     (italic, Modifier::ITALIC),
                     (underline, Modifier::UNDERLINED),
+                    (dim, Modifier::DIM),
+                    (reversed, Modifier::REVERSED),
                 ] {
                     if *on {
                         s = s.add_modifier(m);
@@ -225,6 +241,7 @@ fn load_chain(
     Ok(Theme {
         name: name.to_string(),
         background: raw.background.unwrap_or(Background::Dark),
+        colour: styles.values().any(|s| s.fg.is_some() || s.bg.is_some()),
         styles,
     })
 }

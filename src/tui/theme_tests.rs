@@ -38,6 +38,9 @@ fn every_shipped_theme_loads_with_every_role() {
 fn shipped_themes_are_readable_on_the_background_they_promise() {
     for (name, _) in SHIPPED {
         let t = load(name, None).unwrap();
+        if !t.has_colour() {
+            continue; // the terminal's own colours: nothing to measure
+        }
         let page = rgb(t.style(Role::Text).bg.unwrap()).unwrap();
         let luma = contrast(page, (0, 0, 0));
         match t.background {
@@ -61,6 +64,25 @@ fn shipped_themes_are_readable_on_the_background_they_promise() {
             );
         }
     }
+}
+
+#[test]
+fn mono_has_no_colour_and_marks_what_colour_marked() {
+    let t = load("mono", None).unwrap();
+    assert!(!t.has_colour());
+    for role in Role::ALL {
+        let s = t.style(*role);
+        assert_eq!((s.fg, s.bg), (None, None), "{}", role.name());
+    }
+    // Roles that other themes tell apart by a background.
+    for role in [Role::Selection, Role::Status, Role::Banner] {
+        assert!(
+            t.style(role).add_modifier.contains(Modifier::REVERSED),
+            "{}",
+            role.name()
+        );
+    }
+    assert!(load("default", None).unwrap().has_colour());
 }
 
 #[test]

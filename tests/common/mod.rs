@@ -40,7 +40,7 @@ impl Sandbox {
     }
 
     /// A plain `std::process::Command` for `tandem` with XDG dirs inside the sandbox and no
-    /// inherited TANDEM_* settings (so not the shared model store either).
+    /// inherited TANDEM_* settings (so not the shared model store either) or NO_COLOR.
     pub fn std_cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("tandem"));
         for (k, _) in std::env::vars() {
@@ -53,7 +53,8 @@ impl Sandbox {
             .env("XDG_STATE_HOME", self.path().join("state"))
             .env("XDG_CACHE_HOME", self.path().join("cache"))
             .env("HOME", self.path())
-            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .env_remove("NO_COLOR");
         c
     }
 

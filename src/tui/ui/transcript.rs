@@ -178,7 +178,7 @@ fn row(spans: &[MdSpan], chars: &[(char, usize)]) -> Row {
 
 fn style(theme: &Theme, t: Tag) -> Style {
     let mut s = theme.style(t.role).add_modifier(t.add);
-    if let Some(fg) = t.fg {
+    if let Some(fg) = t.fg.filter(|_| theme.has_colour()) {
         s = s.fg(fg);
     }
     s
