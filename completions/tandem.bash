@@ -290,7 +290,7 @@ _tandem() {
 
     case "${cmd}" in
         tandem)
-            opts="-q -p -x -c -f -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --extract --continue --conversation --private --file --system --role --help --version config auth models roles route history stats doctor serve completions help"
+            opts="-q -p -x -c -f -h -V --config --route --model --theme --log-level --quiet --no-pull --print --json --extract --continue --conversation --private --no-history --file --system --role --help --version config auth models roles route history stats doctor serve completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -39,6 +39,7 @@ set edit:completion:arg-completer[tandem] = {|@words|
             cand -c 'Continue the last conversation'
             cand --continue 'Continue the last conversation'
             cand --private 'Keep this conversation on this machine: never routed to the cloud'
+            cand --no-history 'Keep this exchange out of the history (nothing is written but its cost to the spend ledger, so budgets still hold); for scripts that ask many one-off questions'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_tandem_global_optspecs
-    string join \n config= route= model= theme= log-level= q/quiet no-pull p/print= json x/extract c/continue conversation= private f/file= system= role= h/help V/version
+    string join \n config= route= model= theme= log-level= q/quiet no-pull p/print= json x/extract c/continue conversation= private no-history f/file= system= role= h/help V/version
 end
 
 function __fish_tandem_needs_command
@@ -42,6 +42,7 @@ complete -c tandem -n "__fish_tandem_needs_command" -l json -d 'Print one JSON o
 complete -c tandem -n "__fish_tandem_needs_command" -s x -l extract -d 'Print only the answer\'s first code block, without its fences (the whole answer when it has none), once it is complete: `$(tandem -x --role shell -p "...")`'
 complete -c tandem -n "__fish_tandem_needs_command" -s c -l continue -d 'Continue the last conversation'
 complete -c tandem -n "__fish_tandem_needs_command" -l private -d 'Keep this conversation on this machine: never routed to the cloud'
+complete -c tandem -n "__fish_tandem_needs_command" -l no-history -d 'Keep this exchange out of the history (nothing is written but its cost to the spend ledger, so budgets still hold); for scripts that ask many one-off questions'
 complete -c tandem -n "__fish_tandem_needs_command" -s h -l help -d 'Print help'
 complete -c tandem -n "__fish_tandem_needs_command" -s V -l version -d 'Print version'
 complete -c tandem -n "__fish_tandem_needs_command" -f -a "config" -d 'Show or edit settings (alone: show)'

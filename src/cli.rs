@@ -85,6 +85,11 @@ pub struct PrintArgs {
     #[arg(long)]
     pub private: bool,
 
+    /// Keep this exchange out of the history (nothing is written but its cost to the spend
+    /// ledger, so budgets still hold); for scripts that ask many one-off questions
+    #[arg(long, conflicts_with_all = ["continue_last", "conversation"])]
+    pub no_history: bool,
+
     /// Attach a file or a directory (walked, .gitignore respected) ahead of the prompt; - is
     /// stdin; repeatable
     #[arg(short = 'f', long = "file", value_name = "PATH")]

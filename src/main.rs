@@ -126,6 +126,7 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
                     continue_last: cli.print.continue_last,
                     conversation: cli.print.conversation,
                     private: cli.print.private,
+                    no_history: cli.print.no_history,
                     quiet: cli.global.quiet,
                     files: cli.print.files,
                     system: cli.print.system,

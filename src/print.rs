@@ -47,6 +47,8 @@ pub struct PrintOptions {
     pub continue_last: bool,
     pub conversation: Option<String>,
     pub private: bool,
+    /// `--no-history`: the turn runs on supplied (empty) history, as `tandem serve`'s do.
+    pub no_history: bool,
     pub quiet: bool,
     /// `-f` paths, in order; `-` is stdin.
     pub files: Vec<std::path::PathBuf>,
@@ -85,7 +87,9 @@ pub async fn run(cfg: &Config, opts: PrintOptions) -> Exit {
         Ok(s) => s,
         Err(e) => return fail(Exit::ModelFailed, e),
     };
-    let thread = if opts.continue_last {
+    let thread = if opts.no_history {
+        Thread::Supplied(Vec::new())
+    } else if opts.continue_last {
         match store.last_conversation() {
             Ok(Some(c)) => Thread::Stored(c.id),
             Ok(None) => {

@@ -293,3 +293,35 @@ fn extract_prints_only_the_first_code_block() {
         .unwrap();
     common::assert_usage_error(&out);
 }
+
+#[test]
+fn no_history_keeps_nothing_but_the_spend() {
+    let port = common::canned_cloud("Paris.");
+    let sb = Sandbox::new();
+    sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\", input_price = 1.0, output_price = 2.0 }}]\n"));
+    let out = sb
+        .cmd()
+        .args([
+            "--route",
+            "cloud",
+            "--no-history",
+            "-p",
+            "capital of France?",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(common::stdout_ok(&out), "Paris.\n");
+    let list = common::stdout_ok(&sb.cmd().args(["history", "list"]).output().unwrap());
+    assert_eq!(list.trim(), "no conversations yet");
+    // The budget still sees what it cost.
+    let stats = json_of(&sb.cmd().args(["stats", "--json"]).output().unwrap());
+    assert_eq!(stats["cloud"]["turns"], 1, "{stats}");
+    assert!(stats["spent_usd"].as_f64().unwrap() > 0.0, "{stats}");
+    // Nothing to continue from, and nothing of an old conversation to add to.
+    let out = sb
+        .cmd()
+        .args(["-c", "--no-history", "-p", "x"])
+        .output()
+        .unwrap();
+    common::assert_usage_error(&out);
+}
