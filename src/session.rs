@@ -147,6 +147,8 @@ impl Store {
         // last commits, never corrupt the file.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A deleted conversation's words are overwritten, not left in free pages of the file.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let mut store = Store { conn };
         migrations::apply(&mut store.conn)?;
         Ok(store)
@@ -251,6 +253,12 @@ impl Store {
         if n == 0 {
             return Err(SessionError::NotFound(id.to_string()));
         }
+        // Until a checkpoint the file keeps the old pages and the log the new ones beside
+        // older copies: write the zeroed pages back and empty the log now. Best effort: a
+        // reader in another process can hold the log, and its own close will finish the job.
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         Ok(())
     }
 

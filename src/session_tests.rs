@@ -126,6 +126,52 @@ fn file_is_private_and_migrations_are_recorded() {
     Store::open(&p).unwrap();
 }
 
+#[test]
+fn a_deleted_conversation_leaves_no_words_in_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("h.sqlite3");
+    let mut s = Store::open(&p).unwrap();
+    let keep = s.create_conversation("kept", false, None).unwrap();
+    s.add_turn(
+        keep,
+        Role::User,
+        "an ordinary question",
+        &TurnMeta::default(),
+        false,
+    )
+    .unwrap();
+    let gone = s
+        .create_conversation("about zebrafrobnicator", false, None)
+        .unwrap();
+    s.add_turn(
+        gone,
+        Role::User,
+        "tell me about zebrafrobnicator",
+        &TurnMeta::default(),
+        false,
+    )
+    .unwrap();
+    let a = s.begin_answer(gone, &meta("local", 0.0)).unwrap();
+    s.save_partial(a, "A zebrafrobnicator is").unwrap();
+    s.finish_answer(
+        a,
+        "A zebrafrobnicator is a gadget.",
+        &meta("local", 0.0),
+        false,
+    )
+    .unwrap();
+    drop(s);
+    let mut s = Store::open(&p).unwrap();
+    s.delete(gone).unwrap();
+    assert_eq!(s.search("ordinary", 10).unwrap().len(), 1);
+    // Still open, as the chat screen keeps it: the write-ahead log must not hold them either.
+    for f in ["h.sqlite3", "h.sqlite3-wal"] {
+        let bytes = std::fs::read(dir.path().join(f)).unwrap_or_default();
+        let found = bytes.windows(8).any(|w| w == b"frobnica");
+        assert!(!found, "{f} still holds the deleted words");
+    }
+}
+
 /// Four connections opening one new file at the same instant, many times over: the moment
 /// before it is in WAL mode is where SQLite returns "database is locked" without waiting.
 #[test]

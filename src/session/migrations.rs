@@ -70,6 +70,10 @@ const STEPS: &[&str] = &[
     // conversation's role, which comes back with it. NULL in older rows: none.
     "ALTER TABLE turns ADD COLUMN attachments TEXT;
      ALTER TABLE conversations ADD COLUMN role TEXT;",
+    // 4: the search index forgets a deleted turn's words at once (FTS5 secure-delete, SQLite
+    // 3.42+) instead of keeping them in old segments behind a delete marker until a merge; with
+    // PRAGMA secure_delete the freed space is zeroed, so `history rm` leaves no words in the file.
+    "INSERT INTO turns_fts(turns_fts, rank) VALUES ('secure-delete', 1);",
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
