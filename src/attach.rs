@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::AttachConfig;
 
+pub(crate) use read::unreadable;
 pub use render::{human_bytes, render_all};
 
 /// What one turn may attach, all attachments together.

@@ -218,12 +218,14 @@ fn clap_one_line(e: &clap::Error) -> String {
 
 /// Input refused at the boundary is a usage error (2), as the same mistake in a flag is: stdin
 /// over the cap, a bad `serve` setting, a name or file that matches nothing (`tandem history
-/// show 99`, `tandem models pull nope`; `--conversation 99` and `--model nope` already exit 2).
+/// show 99`, `tandem models pull nope`, `route --stats missing.txt`; `--conversation 99` and
+/// `--model nope` already exit 2).
 fn is_usage(e: &anyhow::Error) -> bool {
     use tandem::models::ModelError as M;
     use tandem::session::SessionError as S;
     e.downcast_ref::<tandem::print::InputError>().is_some()
         || e.downcast_ref::<tandem::serve::ServeError>().is_some()
+        || e.downcast_ref::<tandem::attach::AttachError>().is_some()
         || matches!(e.downcast_ref::<S>(), Some(S::NotFound(_)))
         || matches!(
             e.downcast_ref::<M>(),

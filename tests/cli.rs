@@ -314,6 +314,10 @@ fn a_name_that_matches_nothing_is_a_usage_error() {
             &["models", "verify", "/nonexistent/x.gguf"],
             "does not exist",
         ),
+        (
+            &["route", "--stats", "/nonexistent/p.txt"],
+            "/nonexistent/p.txt: cannot read it: no such file or directory",
+        ),
     ] {
         let out = sb.cmd().args(args).output().unwrap();
         let err = common::assert_usage_error(&out);

@@ -57,7 +57,8 @@ fn is_binary(bytes: &[u8]) -> bool {
     bytes.contains(&0)
 }
 
-fn unreadable(path: &Path, e: &std::io::Error) -> AttachError {
+/// A file that cannot be opened, in words a user reads (also `tandem route --stats FILE`).
+pub(crate) fn unreadable(path: &Path, e: &std::io::Error) -> AttachError {
     let reason = match e.kind() {
         std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),

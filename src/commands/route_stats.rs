@@ -181,8 +181,7 @@ pub fn run(
     let stats = if path == Path::new("-") {
         Stats::read(policy, std::io::stdin().lock())
     } else {
-        let file =
-            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file = std::fs::File::open(path).map_err(|e| crate::attach::unreadable(path, &e))?;
         Stats::read(policy, std::io::BufReader::new(file))
     }
     .with_context(|| format!("{}", path.display()))?;
