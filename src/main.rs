@@ -137,6 +137,12 @@ fn run(cli: Cli, loaded: config::Loaded) -> anyhow::Result<ExitCode> {
                 let code = runtime()?.block_on(tandem::print::run(cfg, opts));
                 return Ok(ExitCode::from(code as u8));
             }
+            if let Some(flag) = one_shot_only(&cli.print) {
+                return Ok(usage_error(&format!(
+                    "{flag} is for one-shot mode: give -p TEXT or pipe the prompt in (the chat \
+                     screen has /private, /role and its list of conversations)"
+                )));
+            }
             tandem::tui::run(cfg)?;
         }
     }
@@ -226,6 +232,8 @@ fn is_usage(e: &anyhow::Error) -> bool {
     e.downcast_ref::<tandem::print::InputError>().is_some()
         || e.downcast_ref::<tandem::serve::ServeError>().is_some()
         || e.downcast_ref::<tandem::attach::AttachError>().is_some()
+        || e.downcast_ref::<commands::auth::UnknownProvider>()
+            .is_some()
         || matches!(e.downcast_ref::<S>(), Some(S::NotFound(_)))
         || matches!(
             e.downcast_ref::<M>(),
@@ -238,16 +246,32 @@ fn is_usage(e: &anyhow::Error) -> bool {
         )
 }
 
-/// Whether the error is a write to a stdout whose reader has gone, in any layer of the chain
-/// (serde_json wraps the io error it met).
+/// Whether the error is a write to a stdout whose reader has gone: an io error the command
+/// returned itself (maybe with context), or the one serde_json met writing. Not one deep in
+/// another error's sources: a download's broken connection must still fail `models pull`.
 fn closed_pipe(e: &anyhow::Error) -> bool {
     use std::io::ErrorKind::BrokenPipe;
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>()
-                .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
-    })
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == BrokenPipe)
+        || e.downcast_ref::<serde_json::Error>()
+            .is_some_and(|e| e.io_error_kind() == Some(BrokenPipe))
+}
+
+/// A one-shot flag given where the chat screen opens: it would be dropped without a word, and
+/// a dropped `--private` or `--no-history` is a broken promise.
+fn one_shot_only(p: &tandem::cli::PrintArgs) -> Option<&'static str> {
+    [
+        (p.private, "--private"),
+        (p.no_history, "--no-history"),
+        (p.json, "--json"),
+        (p.extract, "-x/--extract"),
+        (p.continue_last, "-c/--continue"),
+        (p.conversation.is_some(), "--conversation"),
+        (p.system.is_some(), "--system"),
+        (p.role.is_some(), "--role"),
+    ]
+    .into_iter()
+    .find_map(|(on, flag)| on.then_some(flag))
 }
 
 /// The error chain on one line: a user sees what failed and why, never a backtrace. A chain

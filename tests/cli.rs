@@ -56,8 +56,7 @@ fn auth_status_says_where_keys_come_from_and_never_prints_them() {
 fn auth_for_an_unknown_provider_is_a_clear_error() {
     let sb = Sandbox::new();
     let out = sb.cmd().args(["auth", "status", "nope"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = common::assert_usage_error(&out);
     assert!(
         err.contains("unknown provider \"nope\"") && err.contains("no providers are configured"),
         "{err}"
@@ -317,6 +316,10 @@ fn a_name_that_matches_nothing_is_a_usage_error() {
         (
             &["route", "--stats", "/nonexistent/p.txt"],
             "/nonexistent/p.txt: cannot read it: no such file or directory",
+        ),
+        (
+            &["route", "--stats", "/"],
+            "/: cannot read it: is a directory",
         ),
     ] {
         let out = sb.cmd().args(args).output().unwrap();

@@ -2,13 +2,21 @@
 
 use std::io::{IsTerminal, Read};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 
 use crate::config::Config;
 use crate::secrets::{self, KeySource};
 
 fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok()
+}
+
+/// A provider name the config does not define: a usage error (exit 2), like `--model nope`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown provider {name:?}; {hint}")]
+pub struct UnknownProvider {
+    name: String,
+    hint: String,
 }
 
 fn known(cfg: &Config, provider: &str) -> anyhow::Result<()> {
@@ -20,7 +28,11 @@ fn known(cfg: &Config, provider: &str) -> anyhow::Result<()> {
         } else {
             format!("configured providers: {}", names.join(", "))
         };
-        bail!("unknown provider {provider:?}; {hint}");
+        return Err(UnknownProvider {
+            name: provider.to_string(),
+            hint,
+        }
+        .into());
     }
     Ok(())
 }

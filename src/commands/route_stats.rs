@@ -181,7 +181,13 @@ pub fn run(
     let stats = if path == Path::new("-") {
         Stats::read(policy, std::io::stdin().lock())
     } else {
-        let file = std::fs::File::open(path).map_err(|e| crate::attach::unreadable(path, &e))?;
+        // A directory opens, then fails at the first read with "Is a directory (os error 21)".
+        let file = std::fs::File::open(path)
+            .and_then(|f| match f.metadata()?.is_dir() {
+                true => Err(std::io::Error::from(std::io::ErrorKind::IsADirectory)),
+                false => Ok(f),
+            })
+            .map_err(|e| crate::attach::unreadable(path, &e))?;
         Stats::read(policy, std::io::BufReader::new(file))
     }
     .with_context(|| format!("{}", path.display()))?;
