@@ -19,7 +19,7 @@ mod reads;
 pub use attachments::StoredAttachment;
 pub use ledger::{DAY, Spend, SpendId, SpendRow, Totals, day_start, month_start};
 
-use file::{BUSY_TIMEOUT, is_busy, restrict_mode};
+use file::{BUSY_TIMEOUT, CHECKPOINT_WAIT, is_busy, restrict_mode};
 
 pub type ConversationId = i64;
 pub type TurnId = i64;
@@ -254,11 +254,14 @@ impl Store {
             return Err(SessionError::NotFound(id.to_string()));
         }
         // Until a checkpoint the file keeps the old pages and the log the new ones beside
-        // older copies: write the zeroed pages back and empty the log now. Best effort: a
-        // reader in another process can hold the log, and its own close will finish the job.
+        // older copies: write the zeroed pages back and empty the log now. Best effort, and
+        // brief: a chat screen open in another terminal can hold the log (its own close
+        // finishes the job), and `/delete` must not wait on it for the full busy timeout.
+        let _ = self.conn.busy_timeout(CHECKPOINT_WAIT);
         let _ = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        let _ = self.conn.busy_timeout(BUSY_TIMEOUT);
         Ok(())
     }
 

@@ -12,6 +12,8 @@ use super::{Config, ConfigFile, DEFAULT_TOML, Paths, RouteMode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Layer {
     Default,
+    /// `NO_COLOR` chose the theme (no-color.org): above the default, below any choice.
+    NoColor,
     File,
     Env,
     Flag,
@@ -21,6 +23,7 @@ impl Layer {
     pub fn as_str(self) -> &'static str {
         match self {
             Layer::Default => "default",
+            Layer::NoColor => "NO_COLOR",
             Layer::File => "file",
             Layer::Env => "env",
             Layer::Flag => "flag",
@@ -174,7 +177,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         .any(|(k, v)| k == "NO_COLOR" && !v.is_empty());
     if no_color && !origins.contains_key("theme") {
         effective.theme = NO_COLOR_THEME.into();
-        origins.insert("theme".into(), Layer::Env);
+        origins.insert("theme".into(), Layer::NoColor);
     }
     let mut config = super::resolve(effective.clone(), path.clone(), paths, opts.no_pull).map_err(
         |(key, problem, fix)| {
@@ -360,6 +363,7 @@ fn env_key(var: &str) -> String {
 fn describe(layer: Layer, key: &str, path: &Path) -> String {
     match layer {
         Layer::Default => "built-in default".into(),
+        Layer::NoColor => "environment NO_COLOR (it picks the mono theme)".into(),
         Layer::File => path.display().to_string(),
         Layer::Env => format!(
             "environment TANDEM_{}",

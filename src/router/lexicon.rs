@@ -181,7 +181,7 @@ fn opens(before: &[u8]) -> bool {
         )
 }
 
-/// The polite openers before a command: "can you", "could you".
+/// The polite openers before a command: "can you", "could you", "would you", "will you".
 const MODAL: &[&str] = &["can", "could", "would", "will"];
 
 /// `s` without its trailing white space and the word before it: (what precedes the word, the
@@ -322,6 +322,11 @@ mod tests {
             (
                 "How many pages can you write in two days if you can make five?",
                 2,
+            ),
+            // "you" alone opens nothing: the story's "you make four" still counts.
+            (
+                "Would you write two? Will you pick three? Then you make four.",
+                1,
             ),
         ] {
             let c = LEXICON.count(text)[Lex::NumberWord as usize];

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 /// How long a writer waits for another process's lock before giving up.
 pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the checkpoint after a delete waits for another process's hold on the log.
+pub(super) const CHECKPOINT_WAIT: Duration = Duration::from_millis(200);
 
 pub(super) fn is_busy(e: &rusqlite::Error) -> bool {
     matches!(

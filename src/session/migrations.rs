@@ -73,7 +73,9 @@ const STEPS: &[&str] = &[
     // 4: the search index forgets a deleted turn's words at once (FTS5 secure-delete, SQLite
     // 3.42+) instead of keeping them in old segments behind a delete marker until a merge; with
     // PRAGMA secure_delete the freed space is zeroed, so `history rm` leaves no words in the file.
-    "INSERT INTO turns_fts(turns_fts, rank) VALUES ('secure-delete', 1);",
+    // One merge drops what earlier deletes left in the index.
+    "INSERT INTO turns_fts(turns_fts, rank) VALUES ('secure-delete', 1);
+     INSERT INTO turns_fts(turns_fts) VALUES ('optimize');",
 ];
 
 pub fn apply(conn: &mut Connection) -> rusqlite::Result<()> {
