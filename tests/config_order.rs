@@ -9,12 +9,9 @@ fn providers_are_tried_in_the_order_the_file_lists_them() {
     let zz = common::canned_cloud("from zz");
     let aa = common::canned_cloud("from aa");
     let sb = Sandbox::new();
-    let provider = |name: &str, port: u16| {
-        format!(
-            "[providers.{name}]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m-{name}\" }}]\n"
-        )
-    };
-    sb.write_config(&(provider("zz", zz) + &provider("aa", aa)));
+    sb.write_config(
+        &(common::provider_toml("zz", zz, "m-zz") + &common::provider_toml("aa", aa, "m-aa")),
+    );
     let out = sb
         .cmd()
         .args(["--route", "cloud", "-p", "hi"])

@@ -278,7 +278,7 @@ fn extract_prints_only_the_first_code_block() {
         ("ls -la", "--extract", "ls -la\n"),
     ] {
         let port = common::canned_cloud(answer);
-        sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\" }}]\n"));
+        sb.write_config(&common::provider_toml("fake", port, "m"));
         let out = sb
             .cmd()
             .args(["--route", "cloud", flag, "-p", "list files"])
@@ -286,19 +286,19 @@ fn extract_prints_only_the_first_code_block() {
             .unwrap();
         assert_eq!(common::stdout_ok(&out), printed);
     }
-    let out = sb
-        .cmd()
-        .args(["-x", "--json", "-p", "hi"])
-        .output()
-        .unwrap();
-    common::assert_usage_error(&out);
+    common::assert_usage_error(
+        &sb.cmd()
+            .args(["-x", "--json", "-p", "hi"])
+            .output()
+            .unwrap(),
+    );
 }
 
 #[test]
 fn no_history_keeps_nothing_but_the_spend() {
     let port = common::canned_cloud("Paris.");
     let sb = Sandbox::new();
-    sb.write_config(&format!("[providers.fake]\nbase_url = \"http://127.0.0.1:{port}/v1\"\nmodels = [{{ name = \"m\", input_price = 1.0, output_price = 2.0 }}]\n"));
+    sb.write_config(&common::provider_toml("fake", port, "m"));
     let out = sb
         .cmd()
         .args([
@@ -318,10 +318,10 @@ fn no_history_keeps_nothing_but_the_spend() {
     assert_eq!(stats["cloud"]["turns"], 1, "{stats}");
     assert!(stats["spent_usd"].as_f64().unwrap() > 0.0, "{stats}");
     // Nothing to continue from, and nothing of an old conversation to add to.
-    let out = sb
-        .cmd()
-        .args(["-c", "--no-history", "-p", "x"])
-        .output()
-        .unwrap();
-    common::assert_usage_error(&out);
+    common::assert_usage_error(
+        &sb.cmd()
+            .args(["-c", "--no-history", "-p", "x"])
+            .output()
+            .unwrap(),
+    );
 }

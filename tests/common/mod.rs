@@ -140,6 +140,15 @@ pub fn serve(requests: usize, response: Vec<u8>) -> u16 {
     port
 }
 
+/// A cloud provider `name` at a local stand-in on `port`, serving `model` at $1/$2 per million
+/// tokens: a config section to write.
+pub fn provider_toml(name: &str, port: u16, model: &str) -> String {
+    format!(
+        "[providers.{name}]\nbase_url = \"http://127.0.0.1:{port}/v1\"\n\
+         models = [{{ name = \"{model}\", input_price = 1.0, output_price = 2.0 }}]\n"
+    )
+}
+
 /// A one-answer OpenAI-compatible stream, for when the cloud's words don't matter.
 pub fn canned_cloud(answer: &str) -> u16 {
     let chunk = |delta: &str, finish: &str| {
